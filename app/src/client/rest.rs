@@ -1,0 +1,152 @@
+//! REST calls made by the browser (gloo-net). Outside the browser they
+//! answer an error, so shared code compiles everywhere.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::api::{
+    CreateRoom, DefaultRoomRequest, PatchRoom, RoomList, SessionInfo, SessionRequest,
+};
+use crate::error::{ErrorBody, ErrorCode};
+use crate::model::RoomMetadata;
+
+#[derive(Clone, Copy, Debug)]
+enum Method {
+    Get,
+    Post,
+    Patch,
+    Put,
+    Delete,
+}
+
+/// Sends a JSON request; `Ok(None)` for an answer without a body (204).
+#[cfg(feature = "hydrate")]
+async fn call<B: Serialize, T: DeserializeOwned>(
+    method: Method,
+    path: &str,
+    body: Option<&B>,
+) -> Result<Option<T>, ErrorBody> {
+    use crate::error::ErrorResponse;
+    use gloo_net::http::Request;
+
+    let net = |e: gloo_net::Error| ErrorBody::new(ErrorCode::Internal, format!("network: {e}"));
+    let builder = match method {
+        Method::Get => Request::get(path),
+        Method::Post => Request::post(path),
+        Method::Patch => Request::patch(path),
+        Method::Put => Request::put(path),
+        Method::Delete => Request::delete(path),
+    };
+    let response = match body {
+        Some(b) => builder.json(b).map_err(net)?.send().await.map_err(net)?,
+        None => builder.send().await.map_err(net)?,
+    };
+    if response.status() == 204 {
+        return Ok(None);
+    }
+    if response.ok() {
+        return response.json::<T>().await.map(Some).map_err(net);
+    }
+    match response.json::<ErrorResponse>().await {
+        Ok(e) => Err(e.error),
+        Err(_) => Err(ErrorBody::new(
+            ErrorCode::Internal,
+            format!("HTTP {}", response.status()),
+        )),
+    }
+}
+
+#[cfg(not(feature = "hydrate"))]
+async fn call<B: Serialize, T: DeserializeOwned>(
+    method: Method,
+    path: &str,
+    _body: Option<&B>,
+) -> Result<Option<T>, ErrorBody> {
+    Err(ErrorBody::new(
+        ErrorCode::Internal,
+        format!("{method:?} {path}: only the browser calls the REST API"),
+    ))
+}
+
+fn missing_body() -> ErrorBody {
+    ErrorBody::new(ErrorCode::Internal, "the server answered without a body")
+}
+
+fn path_of(id: &str) -> String {
+    // Room ids are [A-Za-z0-9_-], safe in a path as they are; anything else
+    // is not a room id and must not reach the URL unescaped.
+    if crate::ids::is_valid_room_id(id) {
+        format!("/api/rooms/{id}")
+    } else {
+        "/api/rooms/%00".into()
+    }
+}
+
+pub async fn list_rooms() -> Result<Vec<RoomMetadata>, ErrorBody> {
+    let list: RoomList = call::<(), _>(Method::Get, "/api/rooms", None)
+        .await?
+        .ok_or_else(missing_body)?;
+    Ok(list.rooms)
+}
+
+/// A room, or `None` when the server does not know it.
+pub async fn get_room(id: &str) -> Result<Option<RoomMetadata>, ErrorBody> {
+    match call::<(), RoomMetadata>(Method::Get, &path_of(id), None).await {
+        Ok(room) => Ok(room),
+        Err(e) if e.code == ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn create_room(req: &CreateRoom) -> Result<RoomMetadata, ErrorBody> {
+    call(Method::Post, "/api/rooms", Some(req))
+        .await?
+        .ok_or_else(missing_body)
+}
+
+pub async fn patch_room(id: &str, patch: &PatchRoom) -> Result<RoomMetadata, ErrorBody> {
+    call(Method::Patch, &path_of(id), Some(patch))
+        .await?
+        .ok_or_else(missing_body)
+}
+
+pub async fn delete_room(id: &str) -> Result<(), ErrorBody> {
+    call::<(), serde_json::Value>(Method::Delete, &path_of(id), None)
+        .await
+        .map(|_| ())
+}
+
+pub async fn set_default_room(id: Option<&str>) -> Result<(), ErrorBody> {
+    match id {
+        Some(id) => {
+            let body = DefaultRoomRequest {
+                room_id: id.to_string(),
+            };
+            call::<_, serde_json::Value>(Method::Put, "/api/default-room", Some(&body))
+                .await
+                .map(|_| ())
+        }
+        None => call::<(), serde_json::Value>(Method::Delete, "/api/default-room", None)
+            .await
+            .map(|_| ()),
+    }
+}
+
+/// A fresh session (the server sets the cookie).
+pub async fn new_session(user_name: &str) -> Result<SessionInfo, ErrorBody> {
+    let body = SessionRequest {
+        user_name: user_name.to_string(),
+    };
+    call(Method::Post, "/api/session", Some(&body))
+        .await?
+        .ok_or_else(missing_body)
+}
+
+pub async fn rename(user_name: &str) -> Result<SessionInfo, ErrorBody> {
+    let body = SessionRequest {
+        user_name: user_name.to_string(),
+    };
+    call(Method::Patch, "/api/session", Some(&body))
+        .await?
+        .ok_or_else(missing_body)
+}

@@ -1,0 +1,418 @@
+//! The tab's one WebSocket. It is created once above the router and shared
+//! by context; pages say which channel they want (`enter`/`exit`) and the
+//! socket joins and leaves as the user navigates, reconnects with backoff
+//! and jitter, re-joins and feeds every reply and event to the store.
+//! On the server (SSR) it does nothing.
+
+use leptos::prelude::*;
+use serde_json::Value;
+
+use super::store::Store;
+use crate::error::ErrorBody;
+use crate::protocol::ClientEvent;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionStatus {
+    Connecting,
+    Connected,
+    Reconnecting,
+}
+
+impl ConnectionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionStatus::Connecting => "connecting",
+            ConnectionStatus::Connected => "connected",
+            ConnectionStatus::Reconnecting => "reconnecting",
+        }
+    }
+}
+
+/// A channel a page wants to be in.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Channel {
+    Overview,
+    Room(String),
+}
+
+impl Channel {
+    /// Whether both name the same channel (room ids ignore case).
+    pub fn same(&self, other: &Channel) -> bool {
+        match (self, other) {
+            (Channel::Overview, Channel::Overview) => true,
+            (Channel::Room(a), Channel::Room(b)) => a.eq_ignore_ascii_case(b),
+            _ => false,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+pub struct Socket {
+    pub status: RwSignal<ConnectionStatus>,
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    store: Store,
+    #[cfg(feature = "hydrate")]
+    inner: StoredValue<std::rc::Rc<std::cell::RefCell<live::Inner>>, LocalStorage>,
+}
+
+pub fn use_socket() -> Socket {
+    expect_context::<Socket>()
+}
+
+impl Socket {
+    pub fn new(store: Store) -> Socket {
+        Socket {
+            status: RwSignal::new(ConnectionStatus::Connecting),
+            store,
+            #[cfg(feature = "hydrate")]
+            inner: StoredValue::new_local(Default::default()),
+        }
+    }
+
+    /// Opens the connection (browser only; once per tab).
+    pub fn start(&self) {
+        #[cfg(feature = "hydrate")]
+        live::start(*self);
+    }
+
+    /// The current page wants to be in `channel`.
+    pub fn enter(&self, channel: Channel) {
+        #[cfg(feature = "hydrate")]
+        live::enter(*self, channel);
+        #[cfg(not(feature = "hydrate"))]
+        let _ = channel;
+    }
+
+    /// The current page no longer wants `channel`.
+    pub fn exit(&self, channel: Channel) {
+        #[cfg(feature = "hydrate")]
+        live::exit(*self, channel);
+        #[cfg(not(feature = "hydrate"))]
+        let _ = channel;
+    }
+
+    /// Sends an event and waits for its reply.
+    pub async fn request(&self, event: ClientEvent) -> Result<Value, ErrorBody> {
+        #[cfg(feature = "hydrate")]
+        {
+            live::request(*self, event).await
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            let _ = event;
+            Err(ErrorBody::new(
+                crate::error::ErrorCode::Internal,
+                "no socket outside the browser",
+            ))
+        }
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod live {
+    use std::collections::{HashMap, HashSet};
+
+    use futures::channel::{mpsc, oneshot};
+    use futures::{SinkExt, StreamExt};
+    use gloo_net::websocket::futures::WebSocket;
+    use gloo_net::websocket::{Message, WebSocketError};
+    use leptos::prelude::*;
+    use leptos::task::spawn_local;
+    use serde_json::Value;
+
+    use super::{Channel, ConnectionStatus, Socket};
+    use crate::client::rest;
+    use crate::delta::Decision;
+    use crate::error::{ErrorBody, ErrorCode};
+    use crate::model::DeleteReason;
+    use crate::protocol::{
+        ClientEvent, Empty, JoinOverviewReply, JoinRoom, JoinRoomReply, Request, RoomRef,
+        ServerEvent, ServerMessage,
+    };
+
+    const UNAUTHORIZED: u16 = 4001;
+
+    enum Pending {
+        Request(oneshot::Sender<Result<Value, ErrorBody>>),
+        Join(Channel),
+        Ignore,
+    }
+
+    #[derive(Default)]
+    pub struct Inner {
+        started: bool,
+        out: Option<mpsc::UnboundedSender<String>>,
+        next_id: u64,
+        pending: HashMap<u64, Pending>,
+        channels: Vec<Channel>,
+        resyncing: HashSet<String>,
+    }
+
+    fn with<T>(socket: Socket, f: impl FnOnce(&mut Inner) -> T) -> T {
+        let rc = socket.inner.get_value();
+        let mut inner = rc.borrow_mut();
+        f(&mut inner)
+    }
+
+    /// Queues `event` with a fresh id; false when not connected.
+    fn send(socket: Socket, event: ClientEvent, pending: Pending) -> bool {
+        with(socket, |inner| {
+            let Some(out) = inner.out.clone() else {
+                return false;
+            };
+            inner.next_id += 1;
+            let id = inner.next_id;
+            let text = serde_json::to_string(&Request {
+                event,
+                id: Some(id),
+            })
+            .unwrap_or_default();
+            inner.pending.insert(id, pending);
+            out.unbounded_send(text).is_ok()
+        })
+    }
+
+    fn join_event(channel: &Channel) -> ClientEvent {
+        match channel {
+            Channel::Overview => ClientEvent::JoinOverview(Empty {}),
+            Channel::Room(id) => ClientEvent::JoinRoom(JoinRoom {
+                room_id: id.clone(),
+                role: None,
+            }),
+        }
+    }
+
+    pub fn enter(socket: Socket, channel: Channel) {
+        let new = with(socket, |inner| {
+            if inner.channels.iter().any(|c| c.same(&channel)) {
+                return false;
+            }
+            inner.channels.push(channel.clone());
+            true
+        });
+        if new {
+            send(socket, join_event(&channel), Pending::Join(channel));
+        }
+    }
+
+    pub fn exit(socket: Socket, channel: Channel) {
+        let was_in = with(socket, |inner| {
+            let before = inner.channels.len();
+            inner.channels.retain(|c| !c.same(&channel));
+            before != inner.channels.len()
+        });
+        if !was_in {
+            return;
+        }
+        let event = match &channel {
+            Channel::Overview => ClientEvent::LeaveOverview(Empty {}),
+            Channel::Room(id) => {
+                socket.store.forget_presence(id);
+                ClientEvent::LeaveRoom(RoomRef {
+                    room_id: id.clone(),
+                })
+            }
+        };
+        send(socket, event, Pending::Ignore);
+    }
+
+    pub async fn request(socket: Socket, event: ClientEvent) -> Result<Value, ErrorBody> {
+        let (tx, rx) = oneshot::channel();
+        if !send(socket, event, Pending::Request(tx)) {
+            return Err(ErrorBody::new(
+                ErrorCode::Internal,
+                "not connected; try again in a moment",
+            ));
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(ErrorBody::new(ErrorCode::Internal, "the connection closed")))
+    }
+
+    pub fn start(socket: Socket) {
+        let first = with(socket, |inner| !std::mem::replace(&mut inner.started, true));
+        if first {
+            spawn_local(run(socket));
+        }
+    }
+
+    fn url() -> Option<String> {
+        let location = web_sys::window()?.location();
+        let scheme = if location.protocol().ok()? == "https:" {
+            "wss"
+        } else {
+            "ws"
+        };
+        Some(format!("{scheme}://{}/ws", location.host().ok()?))
+    }
+
+    /// 250 ms doubling up to 10 s, each delay drawn from its upper half.
+    fn backoff_ms(attempt: u32) -> u32 {
+        let ceiling = 250f64 * 2f64.powi(attempt.min(6) as i32);
+        let ceiling = ceiling.min(10_000.0);
+        (ceiling * (0.5 + js_sys::Math::random() * 0.5)) as u32
+    }
+
+    async fn run(socket: Socket) {
+        let mut attempt: u32 = 0;
+        loop {
+            let close_code = match url().and_then(|u| WebSocket::open(&u).ok()) {
+                Some(ws) => connection(socket, ws, &mut attempt).await,
+                None => None,
+            };
+            with(socket, |inner| {
+                inner.out = None;
+                for (_, p) in inner.pending.drain() {
+                    if let Pending::Request(tx) = p {
+                        let _ = tx.send(Err(ErrorBody::new(
+                            ErrorCode::Internal,
+                            "the connection closed",
+                        )));
+                    }
+                }
+            });
+            socket.status.set(ConnectionStatus::Reconnecting);
+            if close_code == Some(UNAUTHORIZED) {
+                // The session is gone (e.g. a wiped server): get a new one.
+                if let Ok(info) = rest::new_session("guest").await {
+                    socket.store.session.set(Some(info));
+                }
+            }
+            gloo_timers::future::TimeoutFuture::new(backoff_ms(attempt)).await;
+            attempt = attempt.saturating_add(1);
+        }
+    }
+
+    /// Runs one connection to its end; returns its close code.
+    async fn connection(socket: Socket, ws: WebSocket, attempt: &mut u32) -> Option<u16> {
+        let (mut write, mut read) = ws.split();
+        let (tx, mut rx) = mpsc::unbounded::<String>();
+        spawn_local(async move {
+            if futures::future::poll_fn(|cx| write.poll_ready_unpin(cx))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            socket.status.set(ConnectionStatus::Connected);
+            while let Some(text) = rx.next().await {
+                if write.send(Message::Text(text)).await.is_err() {
+                    break;
+                }
+            }
+            let _ = write.close().await;
+        });
+        let channels = with(socket, |inner| {
+            inner.out = Some(tx);
+            inner.channels.clone()
+        });
+        for channel in channels {
+            send(socket, join_event(&channel), Pending::Join(channel));
+        }
+        while let Some(msg) = read.next().await {
+            match msg {
+                Ok(Message::Text(text)) => {
+                    *attempt = 0;
+                    on_text(socket, &text);
+                }
+                Ok(Message::Bytes(_)) => {}
+                Err(WebSocketError::ConnectionClose(close)) => return Some(close.code),
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    fn on_text(socket: Socket, text: &str) {
+        match ServerMessage::decode(text) {
+            Ok(ServerMessage::Reply(reply)) => {
+                let pending = with(socket, |inner| inner.pending.remove(&reply.id));
+                let result = match (reply.ok, reply.data, reply.error) {
+                    (true, data, _) => Ok(data.unwrap_or(Value::Null)),
+                    (false, _, Some(e)) => Err(e),
+                    (false, _, None) => Err(ErrorBody::new(
+                        ErrorCode::Internal,
+                        "failed without a reason",
+                    )),
+                };
+                match pending {
+                    Some(Pending::Request(tx)) => {
+                        let _ = tx.send(result);
+                    }
+                    Some(Pending::Join(channel)) => on_join_reply(socket, channel, result),
+                    Some(Pending::Ignore) | None => {}
+                }
+            }
+            Ok(ServerMessage::Event(event)) => on_event(socket, event),
+            Err(e) => leptos::logging::warn!("unreadable server message: {e}"),
+        }
+    }
+
+    fn wanted(socket: Socket, channel: &Channel) -> bool {
+        with(socket, |inner| {
+            inner.channels.iter().any(|c| c.same(channel))
+        })
+    }
+
+    fn on_join_reply(socket: Socket, channel: Channel, result: Result<Value, ErrorBody>) {
+        if !wanted(socket, &channel) {
+            return;
+        }
+        let store = socket.store;
+        match (&channel, result) {
+            (Channel::Overview, Ok(data)) => {
+                match serde_json::from_value::<JoinOverviewReply>(data) {
+                    Ok(reply) => store.replace_all(reply.rooms),
+                    Err(e) => leptos::logging::warn!("bad join:overview reply: {e}"),
+                }
+            }
+            (Channel::Room(id), Ok(data)) => match serde_json::from_value::<JoinRoomReply>(data) {
+                Ok(reply) => {
+                    store.set_presence(&reply.room.id, reply.presence);
+                    store.replace_room(reply.room);
+                }
+                Err(e) => leptos::logging::warn!("bad join:room reply for {id}: {e}"),
+            },
+            (Channel::Room(id), Err(e)) if e.code == ErrorCode::NotFound => {
+                with(socket, |inner| inner.channels.retain(|c| !c.same(&channel)));
+                store.remove(id, DeleteReason::Deleted);
+            }
+            (_, Err(e)) => leptos::logging::warn!("join failed: {e}"),
+        }
+    }
+
+    fn on_event(socket: Socket, event: ServerEvent) {
+        let store = socket.store;
+        match event {
+            ServerEvent::RoomUpdate(delta) => {
+                if store.apply_delta(&delta) == Decision::Resync {
+                    resync(socket, delta.room_id);
+                }
+            }
+            ServerEvent::RoomDelete(d) => store.remove(&d.room_id, d.reason),
+            ServerEvent::RoomClosed(d) => store.remove(&d.room_id, d.reason),
+            ServerEvent::PresenceJoin(p) => store.presence_joined(p),
+            ServerEvent::PresenceLeave(p) => store.presence_left(&p.room_id, &p.sid),
+            ServerEvent::ServerShutdown(_) => socket.status.set(ConnectionStatus::Reconnecting),
+            ServerEvent::Error(e) => {
+                leptos::logging::warn!("server error: {} {}", e.code, e.message)
+            }
+            _ => {}
+        }
+    }
+
+    /// Fetches a room the store fell behind on (at most one fetch per room).
+    fn resync(socket: Socket, room_id: String) {
+        let key = crate::ids::room_key(&room_id);
+        if !with(socket, |inner| inner.resyncing.insert(key.clone())) {
+            return;
+        }
+        spawn_local(async move {
+            match rest::get_room(&room_id).await {
+                Ok(Some(room)) => socket.store.seed_room(room),
+                Ok(None) => socket.store.remove(&room_id, DeleteReason::Deleted),
+                Err(e) => leptos::logging::warn!("re-sync of {room_id} failed: {e}"),
+            }
+            with(socket, |inner| inner.resyncing.remove(&key));
+        });
+    }
+}

@@ -1,0 +1,215 @@
+//! The client store: every room this tab knows, each in its own signal so a
+//! delta re-renders only what reads that room. Deltas are applied with the
+//! shared delta rule (`crate::delta::decide`).
+
+use std::collections::HashMap;
+
+use leptos::prelude::*;
+
+use crate::api::SessionInfo;
+use crate::delta::{Decision, RoomDelta, decide};
+use crate::ids::room_key;
+use crate::model::{DeleteReason, Presence, RoomMetadata};
+
+/// A room's removal, as a room page sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Removal {
+    pub key: String,
+    pub reason: DeleteReason,
+}
+
+#[derive(Clone, Copy)]
+pub struct Store {
+    /// Rooms by key (lower-case id). The map signal changes only when a room
+    /// appears or goes; each room's signal changes with its deltas.
+    rooms: RwSignal<HashMap<String, ArcRwSignal<RoomMetadata>>>,
+    /// Whether an `overview:public` snapshot has been applied.
+    overview_synced: RwSignal<bool>,
+    /// Presence of the rooms this tab is in, by room key.
+    presence: RwSignal<HashMap<String, Vec<Presence>>>,
+    /// The last room that went away, for the page showing it.
+    pub removed: RwSignal<Option<Removal>>,
+    /// A one-line message for the room list ("Room X was deleted").
+    pub notice: RwSignal<Option<String>>,
+    /// This tab's user.
+    pub session: RwSignal<Option<SessionInfo>>,
+}
+
+pub fn use_store() -> Store {
+    expect_context::<Store>()
+}
+
+impl Store {
+    pub fn new(session: Option<SessionInfo>) -> Self {
+        Store {
+            rooms: RwSignal::new(HashMap::new()),
+            overview_synced: RwSignal::new(false),
+            presence: RwSignal::new(HashMap::new()),
+            removed: RwSignal::new(None),
+            notice: RwSignal::new(None),
+            session: RwSignal::new(session),
+        }
+    }
+
+    /// The room's signal, if the store knows the room (tracks arrivals and
+    /// removals, not the room's fields).
+    pub fn room(&self, id: &str) -> Option<ArcRwSignal<RoomMetadata>> {
+        self.rooms.with(|m| m.get(&room_key(id)).cloned())
+    }
+
+    /// Keys of every known room: the default room first, then newest first.
+    pub fn sorted_keys(&self) -> Vec<String> {
+        self.rooms.with(|m| {
+            let mut list: Vec<(bool, f64, String)> = m
+                .iter()
+                .map(|(k, r)| r.with_untracked(|r| (r.is_default, r.created_at, k.clone())))
+                .collect();
+            list.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2)));
+            list.into_iter().map(|(_, _, k)| k).collect()
+        })
+    }
+
+    /// A copy of every room, for tests and debugging.
+    pub fn snapshot(&self) -> Vec<RoomMetadata> {
+        self.rooms
+            .with_untracked(|m| m.values().map(|r| r.get_untracked()).collect())
+    }
+
+    fn insert(&self, room: RoomMetadata) {
+        let key = room_key(&room.id);
+        let existing = self.rooms.with_untracked(|m| m.get(&key).cloned());
+        match existing {
+            Some(sig) => sig.set(room),
+            None => self.rooms.update(|m| {
+                m.insert(key, ArcRwSignal::new(room));
+            }),
+        }
+    }
+
+    /// Applies one `room:update` with the delta rule. On `Resync` nothing
+    /// changes and the caller fetches the room.
+    pub fn apply_delta(&self, delta: &RoomDelta) -> Decision {
+        let key = room_key(&delta.room_id);
+        let existing = self.rooms.with_untracked(|m| m.get(&key).cloned());
+        let local = existing.as_ref().map(|r| r.with_untracked(|r| r.version));
+        let decision = decide(local, delta);
+        match decision {
+            Decision::Apply => {
+                if let Some(sig) = existing {
+                    sig.update(|room| delta.apply_fields(room));
+                }
+            }
+            Decision::Create => match delta.to_metadata() {
+                Some(room) => self.insert(room),
+                None => return Decision::Resync,
+            },
+            Decision::Ignore | Decision::Resync => {}
+        }
+        decision
+    }
+
+    /// Replaces every room with an `overview:public` snapshot.
+    pub fn replace_all(&self, rooms: Vec<RoomMetadata>) {
+        let fresh: HashMap<String, RoomMetadata> =
+            rooms.into_iter().map(|r| (room_key(&r.id), r)).collect();
+        let same_rooms = self
+            .rooms
+            .with_untracked(|m| m.len() == fresh.len() && fresh.keys().all(|k| m.contains_key(k)));
+        if same_rooms {
+            for room in fresh.into_values() {
+                self.insert(room);
+            }
+        } else {
+            self.rooms.update(|m| {
+                m.retain(|k, _| fresh.contains_key(k));
+                for (k, room) in fresh {
+                    match m.get(&k) {
+                        Some(sig) => sig.set(room),
+                        None => {
+                            m.insert(k, ArcRwSignal::new(room));
+                        }
+                    }
+                }
+            });
+        }
+        self.overview_synced.set(true);
+    }
+
+    /// Takes the authoritative state of one room (a join reply or a fetch).
+    pub fn replace_room(&self, room: RoomMetadata) {
+        self.insert(room);
+    }
+
+    /// Takes rooms rendered by the server, unless the live overview has
+    /// already replaced them; keeps whatever is newer.
+    pub fn seed(&self, rooms: Vec<RoomMetadata>) {
+        if self.overview_synced.get_untracked() {
+            return;
+        }
+        for room in rooms {
+            self.seed_room(room);
+        }
+    }
+
+    /// Takes one room rendered by the server if it is newer than ours.
+    pub fn seed_room(&self, room: RoomMetadata) {
+        let newer = self
+            .room_untracked(&room.id)
+            .is_none_or(|r| r.with_untracked(|r| r.version) < room.version);
+        if newer {
+            self.insert(room);
+        }
+    }
+
+    fn room_untracked(&self, id: &str) -> Option<ArcRwSignal<RoomMetadata>> {
+        self.rooms.with_untracked(|m| m.get(&room_key(id)).cloned())
+    }
+
+    /// Drops a room (`room:delete`, or a re-sync that found it gone).
+    pub fn remove(&self, id: &str, reason: DeleteReason) {
+        let key = room_key(id);
+        if self.rooms.with_untracked(|m| m.contains_key(&key)) {
+            self.rooms.update(|m| {
+                m.remove(&key);
+            });
+        }
+        self.presence.update(|p| {
+            p.remove(&key);
+        });
+        self.removed.set(Some(Removal { key, reason }));
+    }
+
+    /// Presence of a room, in join order.
+    pub fn presence(&self, id: &str) -> Vec<Presence> {
+        self.presence
+            .with(|p| p.get(&room_key(id)).cloned().unwrap_or_default())
+    }
+
+    pub fn set_presence(&self, id: &str, list: Vec<Presence>) {
+        self.presence.update(|p| {
+            p.insert(room_key(id), list);
+        });
+    }
+
+    pub fn presence_joined(&self, who: Presence) {
+        self.presence.update(|p| {
+            let list = p.entry(room_key(&who.room_id)).or_default();
+            list.retain(|x| x.sid != who.sid);
+            list.push(who);
+        });
+    }
+
+    pub fn presence_left(&self, room_id: &str, sid: &str) {
+        self.presence.update(|p| {
+            if let Some(list) = p.get_mut(&room_key(room_id)) {
+                list.retain(|x| x.sid != sid);
+            }
+        });
+    }
+
+    pub fn forget_presence(&self, id: &str) {
+        self.presence.update(|p| {
+            p.remove(&room_key(id));
+        });
+    }
+}

@@ -1,0 +1,595 @@
+//! The WebSocket protocol (PROTOCOL.md section 5): the envelope, every client
+//! and server event with its payload, and replies. Event names are spelled
+//! once, in the serde attributes below.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::delta::RoomDelta;
+use crate::error::{ErrorBody, ErrorCode};
+use crate::model::{ChatMessage, DeleteReason, Presence, Role, RoomMetadata};
+
+/// Channel every room-list viewer joins.
+pub const OVERVIEW_CHANNEL: &str = "overview:public";
+
+/// The channel of one room.
+pub fn room_channel(room_id: &str) -> String {
+    format!("room:{room_id}")
+}
+
+/// A payload with no fields (`{}`); unknown fields are ignored.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Empty {}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomRef {
+    pub room_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinRoom {
+    pub room_id: String,
+    #[serde(rename = "as", default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_members: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockAcquire {
+    pub room_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockRefresh {
+    pub room_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockMsg {
+    pub room_id: String,
+    pub msg: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FrameSet {
+    pub room_id: String,
+    pub frame: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatSend {
+    pub room_id: String,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatEdit {
+    pub room_id: String,
+    pub message_id: u64,
+    pub text: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignalKind {
+    Offer,
+    Answer,
+    Ice,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignalSend {
+    pub room_id: String,
+    pub to: String,
+    pub kind: SignalKind,
+    pub payload: Value,
+}
+
+/// Every event a client may send.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", content = "data")]
+pub enum ClientEvent {
+    #[serde(rename = "join:overview")]
+    JoinOverview(Empty),
+    #[serde(rename = "leave:overview")]
+    LeaveOverview(Empty),
+    #[serde(rename = "join:room")]
+    JoinRoom(JoinRoom),
+    #[serde(rename = "leave:room")]
+    LeaveRoom(RoomRef),
+    #[serde(rename = "match")]
+    Match(MatchRequest),
+    #[serde(rename = "room:start")]
+    RoomStart(RoomRef),
+    #[serde(rename = "room:finish")]
+    RoomFinish(RoomRef),
+    #[serde(rename = "keep_alive")]
+    KeepAlive(RoomRef),
+    #[serde(rename = "lock:acquire")]
+    LockAcquire(LockAcquire),
+    #[serde(rename = "lock:refresh")]
+    LockRefresh(LockRefresh),
+    #[serde(rename = "lock:msg")]
+    LockMsg(LockMsg),
+    #[serde(rename = "lock:release")]
+    LockRelease(RoomRef),
+    #[serde(rename = "presenter:request")]
+    PresenterRequest(RoomRef),
+    #[serde(rename = "presenter:release")]
+    PresenterRelease(RoomRef),
+    #[serde(rename = "frame:set")]
+    FrameSet(FrameSet),
+    #[serde(rename = "chat:send")]
+    ChatSend(ChatSend),
+    #[serde(rename = "chat:edit")]
+    ChatEdit(ChatEdit),
+    #[serde(rename = "signal")]
+    Signal(SignalSend),
+}
+
+impl ClientEvent {
+    /// The wire name of the event, as in the `event` field.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ClientEvent::JoinOverview(_) => "join:overview",
+            ClientEvent::LeaveOverview(_) => "leave:overview",
+            ClientEvent::JoinRoom(_) => "join:room",
+            ClientEvent::LeaveRoom(_) => "leave:room",
+            ClientEvent::Match(_) => "match",
+            ClientEvent::RoomStart(_) => "room:start",
+            ClientEvent::RoomFinish(_) => "room:finish",
+            ClientEvent::KeepAlive(_) => "keep_alive",
+            ClientEvent::LockAcquire(_) => "lock:acquire",
+            ClientEvent::LockRefresh(_) => "lock:refresh",
+            ClientEvent::LockMsg(_) => "lock:msg",
+            ClientEvent::LockRelease(_) => "lock:release",
+            ClientEvent::PresenterRequest(_) => "presenter:request",
+            ClientEvent::PresenterRelease(_) => "presenter:release",
+            ClientEvent::FrameSet(_) => "frame:set",
+            ClientEvent::ChatSend(_) => "chat:send",
+            ClientEvent::ChatEdit(_) => "chat:edit",
+            ClientEvent::Signal(_) => "signal",
+        }
+    }
+
+    /// The room an event is about, for every event but the overview ones and
+    /// `match`.
+    pub fn room_id(&self) -> Option<&str> {
+        match self {
+            ClientEvent::JoinOverview(_)
+            | ClientEvent::LeaveOverview(_)
+            | ClientEvent::Match(_) => None,
+            ClientEvent::JoinRoom(e) => Some(&e.room_id),
+            ClientEvent::LeaveRoom(e)
+            | ClientEvent::RoomStart(e)
+            | ClientEvent::RoomFinish(e)
+            | ClientEvent::KeepAlive(e)
+            | ClientEvent::LockRelease(e)
+            | ClientEvent::PresenterRequest(e)
+            | ClientEvent::PresenterRelease(e) => Some(&e.room_id),
+            ClientEvent::LockAcquire(e) => Some(&e.room_id),
+            ClientEvent::LockRefresh(e) => Some(&e.room_id),
+            ClientEvent::LockMsg(e) => Some(&e.room_id),
+            ClientEvent::FrameSet(e) => Some(&e.room_id),
+            ClientEvent::ChatSend(e) => Some(&e.room_id),
+            ClientEvent::ChatEdit(e) => Some(&e.room_id),
+            ClientEvent::Signal(e) => Some(&e.room_id),
+        }
+    }
+}
+
+/// A client frame: an event, its payload and an optional request id.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Request {
+    #[serde(flatten)]
+    pub event: ClientEvent,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+}
+
+/// Why a client frame could not be decoded. `id` and `event` are whatever
+/// could be read, so the error can still be addressed to the request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecodeError {
+    pub id: Option<u64>,
+    pub event: Option<String>,
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+struct RawEnvelope<'a> {
+    #[serde(borrow)]
+    event: Option<&'a RawValue>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+    id: Option<&'a RawValue>,
+}
+
+impl Request {
+    /// Decodes one client text frame. Every failure names what was wrong.
+    pub fn decode(text: &str) -> Result<Request, DecodeError> {
+        let raw: RawEnvelope = serde_json::from_str(text).map_err(|e| DecodeError {
+            id: None,
+            event: None,
+            message: format!("frame is not a JSON object: {e}"),
+        })?;
+        let id = match raw.id {
+            None => None,
+            Some(v) => match serde_json::from_str::<Option<u64>>(v.get()) {
+                Ok(id) => id,
+                Err(_) => {
+                    return Err(DecodeError {
+                        id: None,
+                        event: None,
+                        message: "field `id` must be a non-negative integer".into(),
+                    });
+                }
+            },
+        };
+        let fail = |event: Option<String>, message: String| DecodeError { id, event, message };
+        let event: String = match raw.event {
+            None => return Err(fail(None, "missing field `event`".into())),
+            Some(v) => serde_json::from_str(v.get())
+                .map_err(|_| fail(None, "field `event` must be a string".into()))?,
+        };
+        let data: Value = match raw.data {
+            None => Value::Object(Default::default()),
+            Some(v) => serde_json::from_str(v.get())
+                .map_err(|e| fail(Some(event.clone()), e.to_string()))?,
+        };
+        if !data.is_object() {
+            return Err(fail(Some(event), "field `data` must be an object".into()));
+        }
+        let mut envelope = serde_json::Map::with_capacity(2);
+        envelope.insert("event".into(), Value::String(event.clone()));
+        envelope.insert("data".into(), data);
+        match serde_json::from_value::<ClientEvent>(Value::Object(envelope)) {
+            Ok(event) => Ok(Request { event, id }),
+            Err(e) => {
+                let message = e.to_string();
+                let message = if message.starts_with("unknown variant") {
+                    format!("unknown event `{event}`")
+                } else {
+                    format!("bad `data` for `{event}`: {message}")
+                };
+                Err(fail(Some(event), message))
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomDeleted {
+    pub room_id: String,
+    pub reason: DeleteReason,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresenceLeft {
+    pub room_id: String,
+    pub sid: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FrameUpdate {
+    pub room_id: String,
+    pub frame: u64,
+    pub sid: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatEvent {
+    pub room_id: String,
+    pub message: ChatMessage,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignalRelay {
+    pub room_id: String,
+    pub from: String,
+    pub kind: SignalKind,
+    pub payload: Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomWarning {
+    pub room_id: String,
+    pub seconds_remaining: u64,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomClosed {
+    pub room_id: String,
+    pub reason: DeleteReason,
+}
+
+/// `error` event: a failed request without `id`, or a frame that could not
+/// be read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorEvent {
+    pub code: ErrorCode,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerShutdown {
+    pub retry_after_ms: u64,
+}
+
+/// Every event the server pushes (besides replies).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", content = "data")]
+pub enum ServerEvent {
+    #[serde(rename = "room:update")]
+    RoomUpdate(RoomDelta),
+    #[serde(rename = "room:delete")]
+    RoomDelete(RoomDeleted),
+    #[serde(rename = "presence:join")]
+    PresenceJoin(Presence),
+    #[serde(rename = "presence:leave")]
+    PresenceLeave(PresenceLeft),
+    #[serde(rename = "frame_update")]
+    FrameUpdate(FrameUpdate),
+    #[serde(rename = "chat:message:new")]
+    ChatMessageNew(ChatEvent),
+    #[serde(rename = "chat:message:updated")]
+    ChatMessageUpdated(ChatEvent),
+    #[serde(rename = "signal")]
+    Signal(SignalRelay),
+    #[serde(rename = "room:warning")]
+    RoomWarning(RoomWarning),
+    #[serde(rename = "room:closed")]
+    RoomClosed(RoomClosed),
+    #[serde(rename = "error")]
+    Error(ErrorEvent),
+    #[serde(rename = "server:shutdown")]
+    ServerShutdown(ServerShutdown),
+}
+
+impl ServerEvent {
+    /// Serializes the event once, to be shared by every recipient.
+    pub fn to_json(&self) -> String {
+        // Serializing these plain data types cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The answer to a request that carried an `id`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    pub event: ReplyTag,
+    pub id: u64,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+/// The constant `"reply"` in a reply's `event` field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReplyTag {
+    #[serde(rename = "reply")]
+    Reply,
+}
+
+impl Reply {
+    pub fn ok(id: u64, data: Value) -> Reply {
+        Reply {
+            event: ReplyTag::Reply,
+            id,
+            ok: true,
+            data: Some(data),
+            error: None,
+        }
+    }
+
+    pub fn err(id: u64, error: ErrorBody) -> Reply {
+        Reply {
+            event: ReplyTag::Reply,
+            id,
+            ok: false,
+            data: None,
+            error: Some(error),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Anything the server sends on a socket, as a client decodes it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ServerMessage {
+    Reply(Reply),
+    Event(ServerEvent),
+}
+
+impl ServerMessage {
+    pub fn decode(text: &str) -> Result<ServerMessage, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Tag<'a> {
+            #[serde(borrow)]
+            event: &'a str,
+        }
+        let tag: Tag = serde_json::from_str(text)?;
+        if tag.event == "reply" {
+            serde_json::from_str(text).map(ServerMessage::Reply)
+        } else {
+            serde_json::from_str(text).map(ServerMessage::Event)
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JoinOverviewReply {
+    pub rooms: Vec<RoomMetadata>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JoinRoomReply {
+    pub room: RoomMetadata,
+    pub role: Role,
+    pub presence: Vec<Presence>,
+    pub frame: Option<u64>,
+    pub chat: Vec<ChatMessage>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockReply {
+    pub expires_at: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChatReply {
+    pub message: ChatMessage,
+}
+
+impl From<&DecodeError> for ErrorBody {
+    fn from(e: &DecodeError) -> Self {
+        ErrorBody::new(ErrorCode::BadRequest, e.message.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_a_request_with_id() {
+        let r = Request::decode(r#"{"event":"join:room","data":{"roomId":"ROOM-7KQ2MX"},"id":7}"#)
+            .unwrap();
+        assert_eq!(r.id, Some(7));
+        assert_eq!(
+            r.event,
+            ClientEvent::JoinRoom(JoinRoom {
+                room_id: "ROOM-7KQ2MX".into(),
+                role: None
+            })
+        );
+        let r = Request::decode(r#"{"event":"join:room","data":{"roomId":"a","as":"spectator"}}"#)
+            .unwrap();
+        assert_eq!(
+            r.event,
+            ClientEvent::JoinRoom(JoinRoom {
+                room_id: "a".into(),
+                role: Some(Role::Spectator)
+            })
+        );
+    }
+
+    #[test]
+    fn data_may_be_left_out_for_empty_payloads() {
+        let r = Request::decode(r#"{"event":"join:overview","id":1}"#).unwrap();
+        assert_eq!(r.event, ClientEvent::JoinOverview(Empty {}));
+    }
+
+    #[test]
+    fn round_trips_through_serialize() {
+        let req = Request {
+            event: ClientEvent::ChatEdit(ChatEdit {
+                room_id: "r".into(),
+                message_id: 3,
+                text: "hi".into(),
+            }),
+            id: Some(9),
+        };
+        let text = serde_json::to_string(&req).unwrap();
+        assert_eq!(Request::decode(&text).unwrap(), req);
+        assert!(text.contains(r#""event":"chat:edit""#));
+        assert!(text.contains(r#""messageId":3"#));
+    }
+
+    #[test]
+    fn bad_frames_name_the_problem_and_keep_the_id() {
+        let e = Request::decode("not json").unwrap_err();
+        assert_eq!(e.id, None);
+        assert!(e.message.contains("not a JSON object"));
+
+        let e = Request::decode(r#"{"event":"dance","data":{},"id":4}"#).unwrap_err();
+        assert_eq!(e.id, Some(4));
+        assert_eq!(e.message, "unknown event `dance`");
+
+        let e = Request::decode(r#"{"event":"join:room","data":{"roomId":5},"id":5}"#).unwrap_err();
+        assert_eq!(e.id, Some(5));
+        assert_eq!(e.event.as_deref(), Some("join:room"));
+        assert!(e.message.contains("invalid type"), "{}", e.message);
+
+        let e = Request::decode(r#"{"event":"join:room","data":{},"id":6}"#).unwrap_err();
+        assert!(e.message.contains("roomId"), "{}", e.message);
+
+        let e = Request::decode(r#"{"event":"join:room","data":[1],"id":6}"#).unwrap_err();
+        assert!(e.message.contains("object"));
+
+        let e = Request::decode(r#"{"event":"join:room","id":"x"}"#).unwrap_err();
+        assert!(e.message.contains("id"));
+
+        let e = Request::decode(r#"{"event":7}"#).unwrap_err();
+        assert!(e.message.contains("event"));
+    }
+
+    #[test]
+    fn server_events_use_wire_names() {
+        let ev = ServerEvent::RoomDelete(RoomDeleted {
+            room_id: "a".into(),
+            reason: DeleteReason::Evicted,
+        });
+        assert_eq!(
+            ev.to_json(),
+            r#"{"event":"room:delete","data":{"roomId":"a","reason":"evicted"}}"#
+        );
+        let decoded = ServerMessage::decode(&ev.to_json()).unwrap();
+        assert_eq!(decoded, ServerMessage::Event(ev));
+
+        let reply = Reply::err(
+            7,
+            ErrorBody::new(ErrorCode::NotFound, "no room ROOM-7KQ2MX"),
+        );
+        assert_eq!(
+            reply.to_json(),
+            r#"{"event":"reply","id":7,"ok":false,"error":{"code":"not_found","message":"no room ROOM-7KQ2MX"}}"#
+        );
+        assert_eq!(
+            ServerMessage::decode(&reply.to_json()).unwrap(),
+            ServerMessage::Reply(reply)
+        );
+    }
+}

@@ -1,0 +1,39 @@
+//! What the server gives the pages while rendering: read access to rooms
+//! and the request's session. Server only.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use leptos::prelude::*;
+
+use crate::api::SessionInfo;
+use crate::model::RoomMetadata;
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Implemented by the server's engine.
+pub trait RoomSource: Send + Sync + 'static {
+    fn rooms(&self) -> BoxFuture<Vec<RoomMetadata>>;
+    fn room(&self, id: String) -> BoxFuture<Option<RoomMetadata>>;
+}
+
+/// Provided in context for every page render.
+#[derive(Clone)]
+pub struct ServerData(pub Arc<dyn RoomSource>);
+
+/// The session the server attached to this request.
+pub fn request_session() -> Option<SessionInfo> {
+    use_context::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<SessionInfo>().cloned())
+}
+
+/// Answers this page with a status other than 200.
+pub fn set_status(code: u16) {
+    if let (Some(options), Ok(status)) = (
+        use_context::<leptos_axum::ResponseOptions>(),
+        http::StatusCode::from_u16(code),
+    ) {
+        options.set_status(status);
+    }
+}

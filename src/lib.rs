@@ -1,0 +1,9 @@
+//! The Roomcast server: configuration, storage, the room engine and its
+//! transports. `main.rs` only parses flags and calls [`server::run`].
+
+pub mod config;
+pub mod engine;
+pub mod server;
+pub mod sessions;
+pub mod storage;
+pub mod transport;

@@ -1,0 +1,122 @@
+//! Assembles the server: storage, engine, sessions, the router of every
+//! transport, and graceful shutdown.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::FromRef;
+use axum::routing::get;
+use leptos::prelude::LeptosOptions;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::engine::{Engine, EngineSettings};
+use crate::sessions::Sessions;
+use crate::storage::Storage;
+use crate::storage::sqlite::SqliteStorage;
+use crate::transport::{pages, rest, ws};
+
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub engine: Engine,
+    pub sessions: Sessions,
+    pub config: Arc<Config>,
+    pub leptos_options: LeptosOptions,
+    /// Flips to true when the server shuts down.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Opens the storage the configuration names.
+pub async fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, BoxError> {
+    Ok(Arc::new(SqliteStorage::open(&config.db)?))
+}
+
+/// Builds the router and its state.
+pub async fn build(config: Config, shutdown: watch::Receiver<bool>) -> Result<Router, BoxError> {
+    let storage = open_storage(&config).await?;
+    let engine = Engine::start(
+        storage.clone(),
+        EngineSettings {
+            max_rooms: config.max_rooms,
+        },
+    )
+    .await?;
+    let sessions = Sessions::new(storage);
+    let leptos_options = LeptosOptions::builder()
+        .output_name("roomcast")
+        .site_root(config.site_root.to_string_lossy().to_string())
+        .site_pkg_dir("pkg")
+        .site_addr(config.addr)
+        .build();
+    let state = AppState {
+        engine: engine.clone(),
+        sessions,
+        config: Arc::new(config),
+        leptos_options,
+        shutdown,
+    };
+
+    let routes = generate_route_list(app::App);
+    let data = pages::server_data(&engine);
+    let options = state.leptos_options.clone();
+    let router = Router::new()
+        .merge(rest::routes())
+        .route("/ws", get(ws::upgrade))
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || leptos::prelude::provide_context(data.clone()),
+            { move || app::shell(options.clone()) },
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
+            app::shell,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            pages::ensure_session,
+        ))
+        .with_state(state);
+    Ok(router)
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> Result<(), BoxError> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let addr = config.addr;
+    let router = build(config, stop_rx).await?;
+    let listener = TcpListener::bind(addr).await?;
+    tracing::info!(addr = %listener.local_addr()?, "roomcast listening");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            let _ = stop_tx.send(true);
+        })
+        .await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,44 @@
+//! Durable state behind one trait: rooms, the default room and sessions.
+//! The engine holds the live state; storage is what survives a restart.
+
+pub mod sqlite;
+
+use app::model::RoomMetadata;
+use async_trait::async_trait;
+
+/// A failure of the storage backend. The engine answers it with `internal`
+/// and leaves the live state unchanged.
+#[derive(Debug, thiserror::Error)]
+#[error("storage: {0}")]
+pub struct StorageError(pub String);
+
+pub type StorageResult<T> = Result<T, StorageError>;
+
+/// A room as stored: its durable metadata and when it last saw activity.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredRoom {
+    pub meta: RoomMetadata,
+    pub last_active: f64,
+}
+
+/// A user identity behind a token. Only a hash of the token is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredSession {
+    pub token_hash: String,
+    pub user_id: String,
+    pub user_name: String,
+}
+
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// Every stored room, for start-up.
+    async fn load_rooms(&self) -> StorageResult<Vec<StoredRoom>>;
+    /// Creates or replaces a room's durable record.
+    async fn save_room(&self, room: &StoredRoom) -> StorageResult<()>;
+    /// Removes a room and everything stored for it.
+    async fn delete_room(&self, id: &str) -> StorageResult<()>;
+    async fn default_room(&self) -> StorageResult<Option<String>>;
+    async fn set_default_room(&self, id: Option<&str>) -> StorageResult<()>;
+    async fn save_session(&self, session: &StoredSession) -> StorageResult<()>;
+    async fn session(&self, token_hash: &str) -> StorageResult<Option<StoredSession>>;
+}

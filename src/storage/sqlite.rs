@@ -1,0 +1,188 @@
+//! The embedded default backend: one SQLite file in WAL mode with
+//! `synchronous=FULL`, so that a write is on disk before it is acknowledged.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use app::model::RoomMetadata;
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{Storage, StorageError, StorageResult, StoredRoom, StoredSession};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS rooms (
+    key TEXT PRIMARY KEY,
+    meta TEXT NOT NULL,
+    last_active REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    token_hash TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL UNIQUE,
+    user_name TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS settings (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+";
+
+#[derive(Clone)]
+pub struct SqliteStorage {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn err(e: impl std::fmt::Display) -> StorageError {
+    StorageError(e.to_string())
+}
+
+impl SqliteStorage {
+    /// Opens (creating if needed) the database file and its schema.
+    pub fn open(path: &Path) -> StorageResult<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let conn = Connection::open(path).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        Ok(SqliteStorage {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` on the connection on the blocking pool.
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> StorageResult<T> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| StorageError("connection lock poisoned".into()))?;
+            f(&mut guard).map_err(err)
+        })
+        .await
+        .map_err(err)?
+    }
+}
+
+fn key(id: &str) -> String {
+    app::ids::room_key(id)
+}
+
+#[async_trait]
+impl Storage for SqliteStorage {
+    async fn load_rooms(&self) -> StorageResult<Vec<StoredRoom>> {
+        let rows: Vec<(String, f64)> = self
+            .with(|c| {
+                let mut stmt = c.prepare("SELECT meta, last_active FROM rooms")?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect()
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(meta, last_active)| {
+                let meta: RoomMetadata = serde_json::from_str(&meta).map_err(err)?;
+                Ok(StoredRoom { meta, last_active })
+            })
+            .collect()
+    }
+
+    async fn save_room(&self, room: &StoredRoom) -> StorageResult<()> {
+        let meta = serde_json::to_string(&room.meta).map_err(err)?;
+        let k = key(&room.meta.id);
+        let last_active = room.last_active;
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO rooms (key, meta, last_active) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(key) DO UPDATE SET meta = excluded.meta, last_active = excluded.last_active",
+                params![k, meta, last_active],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn delete_room(&self, id: &str) -> StorageResult<()> {
+        let k = key(id);
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            tx.execute("DELETE FROM rooms WHERE key = ?1", params![k])?;
+            tx.execute(
+                "DELETE FROM settings WHERE name = 'default_room' AND lower(value) = ?1",
+                params![k],
+            )?;
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn default_room(&self) -> StorageResult<Option<String>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT value FROM settings WHERE name = 'default_room'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn set_default_room(&self, id: Option<&str>) -> StorageResult<()> {
+        let id = id.map(str::to_string);
+        self.with(move |c| match id {
+            Some(id) => c
+                .execute(
+                    "INSERT INTO settings (name, value) VALUES ('default_room', ?1)
+                     ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                    params![id],
+                )
+                .map(|_| ()),
+            None => c
+                .execute("DELETE FROM settings WHERE name = 'default_room'", [])
+                .map(|_| ()),
+        })
+        .await
+    }
+
+    async fn save_session(&self, s: &StoredSession) -> StorageResult<()> {
+        let s = s.clone();
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO sessions (token_hash, user_id, user_name) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(token_hash) DO UPDATE SET user_name = excluded.user_name",
+                params![s.token_hash, s.user_id, s.user_name],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn session(&self, token_hash: &str) -> StorageResult<Option<StoredSession>> {
+        let h = token_hash.to_string();
+        self.with(move |c| {
+            c.query_row(
+                "SELECT token_hash, user_id, user_name FROM sessions WHERE token_hash = ?1",
+                params![h],
+                |r| {
+                    Ok(StoredSession {
+                        token_hash: r.get(0)?,
+                        user_id: r.get(1)?,
+                        user_name: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+        })
+        .await
+    }
+}

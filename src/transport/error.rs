@@ -1,0 +1,74 @@
+//! REST errors: `{"error":{"code","message"}}` with the status of the code,
+//! and a JSON extractor whose rejections use the same shape.
+
+use app::error::{ErrorBody, ErrorCode, ErrorResponse};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+
+#[derive(Debug)]
+pub struct ApiError(pub ErrorBody);
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError(ErrorBody::new(code, message))
+    }
+}
+
+impl From<ErrorBody> for ApiError {
+    fn from(e: ErrorBody) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(ErrorResponse { error: self.0 })).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// `axum::Json` whose rejections answer in the protocol's error shape.
+pub struct Json<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Json(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(ErrorCode::TooLarge, "request body is too large");
+    }
+    let message = match &rejection {
+        JsonRejection::JsonDataError(e) => {
+            // "Failed to deserialize the JSON body into the target type: <field>: <why>"
+            let text = e.body_text();
+            text.split_once(": ")
+                .map(|(_, rest)| rest.to_string())
+                .unwrap_or(text)
+        }
+        JsonRejection::MissingJsonContentType(_) => {
+            "expected `Content-Type: application/json`".to_string()
+        }
+        other => other.body_text(),
+    };
+    ApiError::new(ErrorCode::BadRequest, message)
+}
+
+impl<T: serde::Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}

@@ -1,0 +1,7 @@
+//! Thin transports over the engine: REST, the WebSocket, and the pages.
+
+pub mod auth;
+pub mod error;
+pub mod pages;
+pub mod rest;
+pub mod ws;

@@ -1,0 +1,393 @@
+//! `GET /ws`: one WebSocket per browser tab. The reader decodes frames and
+//! calls the engine; the writer drains the connection's outbound queue,
+//! sends pings and closes the socket when asked to.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use app::error::{ErrorBody, ErrorCode};
+use app::ids::room_key;
+use app::protocol::{ClientEvent, ErrorEvent, Reply, Request, ServerEvent};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::auth::cookie_token;
+use crate::engine::Engine;
+use crate::engine::connection::{Connection, Eviction, OutboundReceiver, User, frame, outbound};
+use crate::server::AppState;
+
+pub mod close {
+    pub const UNAUTHORIZED: u16 = 4001;
+    pub const SLOW_CONSUMER: u16 = 4008;
+    pub const POLICY: u16 = 1008;
+    pub const TOO_BIG: u16 = 1009;
+    pub const RESTART: u16 = 1012;
+}
+
+/// How long bad frames are counted for the 1008 rule.
+const BAD_FRAME_WINDOW: Duration = Duration::from_secs(10);
+
+#[derive(Deserialize)]
+pub struct WsQuery {
+    token: Option<String>,
+}
+
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Query(query): Query<WsQuery>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let mut user = None;
+    for token in [query.token, cookie_token(&headers)].into_iter().flatten() {
+        if let Ok(Some(u)) = state.sessions.resolve(&token).await {
+            user = Some(u);
+            break;
+        }
+    }
+    // Accept oversize frames up to a hard cap so that the protocol limit can
+    // be answered with close 1009 rather than a dropped connection.
+    let hard_cap = (state.config.max_frame_bytes * 4).max(1 << 20);
+    ws.max_message_size(hard_cap)
+        .max_frame_size(hard_cap)
+        .on_upgrade(move |socket| async move {
+            match user {
+                Some(user) => serve(socket, state, user).await,
+                None => reject(socket).await,
+            }
+        })
+}
+
+async fn reject(mut socket: WebSocket) {
+    let close = CloseFrame {
+        code: close::UNAUTHORIZED,
+        reason: Utf8Bytes::from_static("unauthorized"),
+    };
+    let _ = socket.send(Message::Close(Some(close))).await;
+}
+
+/// What the reader asks of the writer besides data.
+enum Control {
+    Close(u16, &'static str),
+}
+
+async fn serve(socket: WebSocket, state: AppState, user: User) {
+    let engine = state.engine.clone();
+    let sid = engine.new_sid();
+    let (out, out_rx) = outbound(state.config.outbound_queue);
+    let conn = Arc::new(Connection {
+        sid: sid.clone(),
+        user,
+        out,
+    });
+    let (sink, stream) = socket.split();
+    let (control_tx, control_rx) = mpsc::channel(4);
+    tracing::debug!(%sid, user = %conn.user.id, "connected");
+
+    let writer = tokio::spawn(write_loop(
+        sink,
+        out_rx,
+        control_rx,
+        state.config.ping_interval(),
+    ));
+    let mut reader = Reader {
+        engine: engine.clone(),
+        conn: conn.clone(),
+        control: control_tx,
+        rooms: HashMap::new(),
+        overview: false,
+        bad_frames: VecDeque::new(),
+        max_bad_frames: state.config.max_bad_frames,
+        max_frame_bytes: state.config.max_frame_bytes,
+        max_channels: state.config.max_channels,
+    };
+    reader.run(stream, state.config.idle_connection()).await;
+
+    let Reader {
+        rooms,
+        overview,
+        control,
+        ..
+    } = reader;
+    engine
+        .disconnect(sid.clone(), rooms.into_values(), overview)
+        .await;
+    drop(control);
+    drop(conn);
+    let _ = writer.await;
+    tracing::debug!(%sid, "disconnected");
+}
+
+async fn write_loop(
+    mut sink: futures::stream::SplitSink<WebSocket, Message>,
+    mut out: OutboundReceiver,
+    mut control: mpsc::Receiver<Control>,
+    ping_every: Duration,
+) {
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    let close_with = |code: u16, reason: &'static str| {
+        Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        }))
+    };
+    loop {
+        tokio::select! {
+            biased;
+            cmd = control.recv() => {
+                if let Some(Control::Close(code, reason)) = cmd {
+                    let _ = sink.send(close_with(code, reason)).await;
+                }
+                // The reader is gone (or asked to close): flush what is queued.
+                while let Ok(f) = out.rx.try_recv() {
+                    if sink.feed(text(f)).await.is_err() { break; }
+                }
+                let _ = sink.flush().await;
+                let _ = sink.close().await;
+                return;
+            }
+            eviction = out.eviction.evicted() => {
+                match eviction {
+                    Eviction::SlowConsumer => {
+                        let _ = sink.send(close_with(close::SLOW_CONSUMER, "slow consumer")).await;
+                    }
+                }
+                return;
+            }
+            next = out.rx.recv() => {
+                let Some(f) = next else { return };
+                if sink.feed(text(f)).await.is_err() { return; }
+                // Coalesce whatever else is already queued into one flush.
+                let mut batch = 0;
+                while batch < 64 {
+                    match out.rx.try_recv() {
+                        Ok(f) => { if sink.feed(text(f)).await.is_err() { return; } batch += 1; }
+                        Err(_) => break,
+                    }
+                }
+                if sink.flush().await.is_err() { return; }
+            }
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Default::default())).await.is_err() { return; }
+            }
+        }
+    }
+}
+
+fn text(f: bytes::Bytes) -> Message {
+    // Frames are built from `String`s, so they are valid UTF-8.
+    match Utf8Bytes::try_from(f) {
+        Ok(t) => Message::Text(t),
+        Err(_) => Message::Text(Utf8Bytes::from_static("{}")),
+    }
+}
+
+/// The outcome of one request.
+enum Outcome {
+    /// The engine already queued the reply (joins: snapshot before deltas).
+    Replied,
+    Done(Value),
+    Failed(ErrorBody),
+}
+
+struct Reader {
+    engine: Engine,
+    conn: Arc<Connection>,
+    control: mpsc::Sender<Control>,
+    /// Rooms this connection is in: key to canonical id.
+    rooms: HashMap<String, Arc<str>>,
+    overview: bool,
+    bad_frames: VecDeque<Instant>,
+    max_bad_frames: u32,
+    max_frame_bytes: usize,
+    max_channels: usize,
+}
+
+impl Reader {
+    async fn run(&mut self, mut stream: futures::stream::SplitStream<WebSocket>, idle: Duration) {
+        loop {
+            let msg = match tokio::time::timeout(idle, stream.next()).await {
+                Err(_) => {
+                    tracing::debug!(sid = %self.conn.sid, "closing a silent connection");
+                    let _ = self
+                        .control
+                        .send(Control::Close(close::POLICY, "idle"))
+                        .await;
+                    return;
+                }
+                Ok(None) | Ok(Some(Err(_))) => return,
+                Ok(Some(Ok(msg))) => msg,
+            };
+            match msg {
+                Message::Text(text) => {
+                    if text.len() > self.max_frame_bytes {
+                        let _ = self
+                            .control
+                            .send(Control::Close(close::TOO_BIG, "frame too large"))
+                            .await;
+                        return;
+                    }
+                    if !self.on_text(text.as_str()).await {
+                        return;
+                    }
+                }
+                Message::Binary(_) => {
+                    let err = ErrorBody::new(
+                        ErrorCode::BadRequest,
+                        "binary frames are not supported; send JSON text",
+                    );
+                    if !self.bad_frame(None, None, err).await {
+                        return;
+                    }
+                }
+                Message::Close(_) => return,
+                Message::Ping(_) | Message::Pong(_) => {}
+            }
+        }
+    }
+
+    /// Handles one text frame; false when the connection must close.
+    async fn on_text(&mut self, text: &str) -> bool {
+        let request = match Request::decode(text) {
+            Ok(r) => r,
+            Err(e) => {
+                let body = ErrorBody::from(&e);
+                return self.bad_frame(e.id, e.event, body).await;
+            }
+        };
+        let name = request.event.name();
+        let outcome = self.dispatch(request.event, request.id).await;
+        match outcome {
+            Outcome::Replied => {}
+            Outcome::Done(data) => {
+                if let Some(id) = request.id {
+                    self.conn.out.send(&frame(Reply::ok(id, data).to_json()));
+                }
+            }
+            Outcome::Failed(err) => self.send_error(request.id, Some(name.to_string()), err),
+        }
+        true
+    }
+
+    fn send_error(&self, id: Option<u64>, event: Option<String>, err: ErrorBody) {
+        let json = match id {
+            Some(id) => Reply::err(id, err).to_json(),
+            None => ServerEvent::Error(ErrorEvent {
+                code: err.code,
+                message: err.message,
+                event,
+                retry_after_ms: err.retry_after_ms,
+            })
+            .to_json(),
+        };
+        self.conn.out.send(&frame(json));
+    }
+
+    /// Answers a frame that could not be read; false when there were too
+    /// many of them lately (close 1008).
+    async fn bad_frame(&mut self, id: Option<u64>, event: Option<String>, err: ErrorBody) -> bool {
+        self.send_error(id, event, err);
+        let now = Instant::now();
+        self.bad_frames.push_back(now);
+        while self
+            .bad_frames
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > BAD_FRAME_WINDOW)
+        {
+            self.bad_frames.pop_front();
+        }
+        if self.bad_frames.len() > self.max_bad_frames as usize {
+            let _ = self
+                .control
+                .send(Control::Close(close::POLICY, "too many bad frames"))
+                .await;
+            return false;
+        }
+        true
+    }
+
+    fn channel_count(&self) -> usize {
+        self.rooms.len() + usize::from(self.overview)
+    }
+
+    fn channel_limit(&self) -> Outcome {
+        Outcome::Failed(ErrorBody::new(
+            ErrorCode::TooLarge,
+            format!(
+                "a connection may be in at most {} channels",
+                self.max_channels
+            ),
+        ))
+    }
+
+    async fn dispatch(&mut self, event: ClientEvent, id: Option<u64>) -> Outcome {
+        let sid = self.conn.sid.clone();
+        match event {
+            ClientEvent::JoinOverview(_) => {
+                if !self.overview && self.channel_count() >= self.max_channels {
+                    return self.channel_limit();
+                }
+                self.engine.join_overview(self.conn.clone(), id).await;
+                self.overview = true;
+                Outcome::Replied
+            }
+            ClientEvent::LeaveOverview(_) => {
+                self.engine.leave_overview(sid).await;
+                self.overview = false;
+                Outcome::Done(json!({}))
+            }
+            ClientEvent::JoinRoom(join) => {
+                let key = room_key(&join.room_id);
+                if !self.rooms.contains_key(&key) && self.channel_count() >= self.max_channels {
+                    return self.channel_limit();
+                }
+                match self
+                    .engine
+                    .join_room(self.conn.clone(), &join.room_id, join.role, id)
+                    .await
+                {
+                    Ok(canonical) => {
+                        self.rooms.insert(key, canonical);
+                        Outcome::Replied
+                    }
+                    Err(e) => Outcome::Failed(e),
+                }
+            }
+            ClientEvent::LeaveRoom(r) => {
+                let key = room_key(&r.room_id);
+                if self.rooms.remove(&key).is_none() {
+                    return Outcome::Failed(not_in_room(&r.room_id));
+                }
+                match self.engine.leave_room(sid, &r.room_id).await {
+                    Ok(()) => Outcome::Done(json!({})),
+                    Err(e) => Outcome::Failed(e),
+                }
+            }
+            other => {
+                if let Some(room) = other.room_id() {
+                    if !self.rooms.contains_key(&room_key(room)) {
+                        return Outcome::Failed(not_in_room(room));
+                    }
+                }
+                Outcome::Failed(ErrorBody::new(
+                    ErrorCode::BadRequest,
+                    format!(
+                        "event `{}` is not supported by this server yet",
+                        other.name()
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+fn not_in_room(room: &str) -> ErrorBody {
+    ErrorBody::new(ErrorCode::Forbidden, format!("join room:{room} first"))
+}

@@ -1,0 +1,317 @@
+//! The WebSocket protocol of PROTOCOL.md section 5 over real connections.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Closed, TestServer, Ws, assert_reply_error, assert_reply_ok};
+use serde_json::json;
+
+#[tokio::test]
+async fn a_socket_without_a_session_is_closed_with_4001() {
+    let server = TestServer::start().await;
+    let mut ws = Ws::connect(&server.ws_url(None)).await;
+    assert_eq!(ws.closed().await, Closed::Code(4001));
+    let mut ws = Ws::connect(&server.ws_url(Some("not-a-token"))).await;
+    assert_eq!(ws.closed().await, Closed::Code(4001));
+}
+
+#[tokio::test]
+async fn the_overview_gets_a_snapshot_then_every_change_as_a_delta() {
+    let server = TestServer::start().await;
+    let token = server.session("alice").await;
+    let api = server.api(Some(&token));
+    api.create_room(json!({ "id": "first" })).await;
+
+    let mut ws = server.ws(&token).await;
+    let reply = ws.request("join:overview", json!({})).await;
+    let rooms = assert_reply_ok(&reply)["rooms"].as_array().unwrap().clone();
+    assert_eq!(rooms.len(), 1);
+    assert_eq!(rooms[0]["id"], "first");
+
+    // Creation: base 0, every field.
+    let created = api
+        .create_room(json!({ "id": "second", "description": "new" }))
+        .await;
+    let delta = ws.event("room:update").await;
+    let d = &delta["data"];
+    assert_eq!(d["roomId"], "second");
+    assert_eq!(d["created"], true);
+    assert_eq!(d["base"], 0);
+    assert_eq!(d["version"], 1);
+    assert_eq!(d["description"], "new");
+    assert_eq!(d["hostUserId"], created["hostUserId"]);
+    assert!(d.get("metadataLocked").is_some());
+
+    // A change: only the changed fields, with base and version.
+    api.patch("/api/rooms/second", json!({ "description": "changed" }))
+        .await;
+    let delta = ws.event("room:update").await;
+    assert_eq!(
+        delta["data"],
+        json!({ "roomId": "second", "base": 1, "version": 2, "description": "changed" })
+    );
+    api.patch(
+        "/api/rooms/second",
+        json!({ "locked": true, "hidden": true }),
+    )
+    .await;
+    let delta = ws.event("room:update").await;
+    assert_eq!(
+        delta["data"],
+        json!({ "roomId": "second", "base": 2, "version": 3, "locked": true, "hidden": true })
+    );
+
+    api.patch("/api/rooms/first", json!({ "hidden": true }))
+        .await;
+    api.delete("/api/rooms/first").await;
+    let delta = ws.event("room:update").await;
+    assert_eq!(delta["data"]["roomId"], "first");
+    let deleted = ws.event("room:delete").await;
+    assert_eq!(
+        deleted["data"],
+        json!({ "roomId": "first", "reason": "deleted" })
+    );
+
+    // After leaving, nothing more arrives.
+    assert_reply_ok(&ws.request("leave:overview", json!({})).await);
+    api.create_room(json!({ "id": "third" })).await;
+    ws.no_event("room:update", Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn joining_a_room_replies_with_its_state_and_counts_connections() {
+    let server = TestServer::start().await;
+    let alice = server.session("alice").await;
+    let bob = server.session("bob").await;
+    server
+        .api(Some(&alice))
+        .create_room(json!({ "id": "demo", "description": "d" }))
+        .await;
+
+    let mut watcher = server.ws(&alice).await;
+    assert_reply_ok(&watcher.request("join:overview", json!({})).await);
+
+    let mut a = server.ws(&alice).await;
+    let reply = a.request("join:room", json!({ "roomId": "DEMO" })).await;
+    let data = assert_reply_ok(&reply);
+    assert_eq!(data["room"]["id"], "demo");
+    assert_eq!(data["room"]["connectionCount"], 1);
+    assert_eq!(data["role"], "member");
+    assert_eq!(data["presence"].as_array().unwrap().len(), 1);
+    assert_eq!(data["presence"][0]["userName"], "alice");
+    assert!(data["chat"].is_array());
+    assert!(data.get("frame").is_some());
+    let v1 = data["room"]["version"].as_u64().unwrap();
+
+    // The overview sees the connection count change.
+    let delta = watcher.event("room:update").await;
+    assert_eq!(delta["data"]["connectionCount"], 1);
+    assert_eq!(delta["data"]["version"].as_u64().unwrap(), v1);
+
+    let mut b = server.ws(&bob).await;
+    let reply = b
+        .request("join:room", json!({ "roomId": "demo", "as": "spectator" }))
+        .await;
+    let data = assert_reply_ok(&reply);
+    assert_eq!(data["role"], "spectator");
+    assert_eq!(data["room"]["connectionCount"], 2);
+    assert_eq!(data["room"]["spectatorCount"], 1);
+
+    // A sees B arrive: presence and the count delta.
+    let joined = a.event("presence:join").await;
+    assert_eq!(joined["data"]["userName"], "bob");
+    assert_eq!(joined["data"]["role"], "spectator");
+    let delta = a.event("room:update").await;
+    assert_eq!(delta["data"]["connectionCount"], 2);
+    assert_eq!(delta["data"]["base"].as_u64().unwrap(), v1);
+
+    // B leaves; A sees it.
+    assert_reply_ok(&b.request("leave:room", json!({ "roomId": "demo" })).await);
+    let left = a.event("presence:leave").await;
+    assert_eq!(left["data"]["roomId"], "demo");
+    let delta = a.event("room:update").await;
+    assert_eq!(delta["data"]["connectionCount"], 1);
+
+    // A closes its socket; the count goes back to 0.
+    a.close().await;
+    loop {
+        let delta = watcher.event("room:update").await;
+        if delta["data"]["connectionCount"] == 0 {
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn room_viewers_get_deltas_and_the_deletion() {
+    let server = TestServer::start().await;
+    let alice = server.session("alice").await;
+    let api = server.api(Some(&alice));
+    api.create_room(json!({ "id": "demo" })).await;
+    let bob = server.session("bob").await;
+    let mut b = server.ws(&bob).await;
+    assert_reply_ok(&b.request("join:room", json!({ "roomId": "demo" })).await);
+
+    api.patch("/api/rooms/demo", json!({ "description": "live" }))
+        .await;
+    let delta = b.event("room:update").await;
+    assert_eq!(delta["data"]["description"], "live");
+
+    api.delete("/api/rooms/demo").await;
+    let deleted = b.event("room:delete").await;
+    assert_eq!(deleted["data"]["reason"], "deleted");
+    // The connection is no longer in the room: room events need a join.
+    let reply = b.request("keep_alive", json!({ "roomId": "demo" })).await;
+    assert!(reply["ok"] == false, "{reply}");
+}
+
+#[tokio::test]
+async fn joining_an_unknown_room_fails_with_not_found() {
+    let server = TestServer::start().await;
+    let token = server.session("alice").await;
+    let mut ws = server.ws(&token).await;
+    assert_reply_error(
+        &ws.request("join:room", json!({ "roomId": "nope" })).await,
+        "not_found",
+    );
+    // Without an id, the failure is an `error` event naming the event.
+    ws.emit("join:room", json!({ "roomId": "nope" })).await;
+    let err = ws.event("error").await;
+    assert_eq!(err["data"]["code"], "not_found");
+    assert_eq!(err["data"]["event"], "join:room");
+}
+
+#[tokio::test]
+async fn room_events_need_the_room_channel() {
+    let server = TestServer::start().await;
+    let token = server.session("alice").await;
+    server
+        .api(Some(&token))
+        .create_room(json!({ "id": "demo" }))
+        .await;
+    let mut ws = server.ws(&token).await;
+    for (event, data) in [
+        ("keep_alive", json!({ "roomId": "demo" })),
+        ("lock:acquire", json!({ "roomId": "demo" })),
+        ("chat:send", json!({ "roomId": "demo", "text": "hi" })),
+        ("leave:room", json!({ "roomId": "demo" })),
+        ("room:start", json!({ "roomId": "demo" })),
+    ] {
+        assert_reply_error(&ws.request(event, data).await, "forbidden");
+    }
+}
+
+#[tokio::test]
+async fn bad_frames_get_bad_request_and_the_connection_survives() {
+    let server = TestServer::start().await;
+    let token = server.session("alice").await;
+    server
+        .api(Some(&token))
+        .create_room(json!({ "id": "demo" }))
+        .await;
+    let mut ws = server.ws(&token).await;
+
+    ws.send_text("this is not json").await;
+    let err = ws.event("error").await;
+    assert_eq!(err["data"]["code"], "bad_request");
+
+    ws.send_text(r#"{"event":"dance","data":{}}"#).await;
+    let err = ws.event("error").await;
+    assert_eq!(err["data"]["code"], "bad_request");
+    assert!(err["data"]["message"].as_str().unwrap().contains("dance"));
+
+    ws.send_text(r#"{"event":"join:room","data":{"roomId":42},"id":9}"#)
+        .await;
+    let reply = ws.reply(9).await;
+    assert_reply_error(&reply, "bad_request");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("join:room")
+    );
+
+    ws.send_text(r#"{"event":"join:room","data":{},"id":10}"#)
+        .await;
+    let reply = ws.reply(10).await;
+    assert_reply_error(&reply, "bad_request");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("roomId")
+    );
+
+    ws.send_text(r#"{"event":"join:room","data":"demo","id":11}"#)
+        .await;
+    assert_reply_error(&ws.reply(11).await, "bad_request");
+
+    ws.send_binary(vec![1, 2, 3]).await;
+    let err = ws.event("error").await;
+    assert_eq!(err["data"]["code"], "bad_request");
+
+    // Still open and working.
+    let reply = ws.request("join:room", json!({ "roomId": "demo" })).await;
+    assert_reply_ok(&reply);
+}
+
+#[tokio::test]
+async fn too_many_bad_frames_close_with_1008() {
+    let server = TestServer::start().await;
+    let token = server.session("alice").await;
+    let mut ws = server.ws(&token).await;
+    for _ in 0..20 {
+        ws.send_text("{").await;
+    }
+    for _ in 0..20 {
+        assert_eq!(ws.event("error").await["data"]["code"], "bad_request");
+    }
+    ws.send_text("{").await;
+    assert_eq!(ws.closed().await, Closed::Code(1008));
+}
+
+#[tokio::test]
+async fn an_oversize_frame_closes_with_1009() {
+    let server = TestServer::start().await;
+    let token = server.session("alice").await;
+    let mut ws = server.ws(&token).await;
+    let big = format!(
+        r#"{{"event":"keep_alive","data":{{"roomId":"{}"}}}}"#,
+        "x".repeat(70 * 1024)
+    );
+    ws.send_text(&big).await;
+    assert_eq!(ws.closed().await, Closed::Code(1009));
+}
+
+#[tokio::test]
+async fn a_frame_just_under_the_limit_is_read() {
+    let server = TestServer::start().await;
+    let token = server.session("alice").await;
+    let mut ws = server.ws(&token).await;
+    let pad = "x".repeat(60 * 1024);
+    ws.send_text(&format!(
+        r#"{{"event":"join:room","data":{{"roomId":"nope","pad":"{pad}"}},"id":1}}"#
+    ))
+    .await;
+    assert_reply_error(&ws.reply(1).await, "not_found");
+}
+
+#[tokio::test]
+async fn the_channel_limit_is_enforced() {
+    let server = TestServer::start_with(&["--max-channels", "2"]).await;
+    let token = server.session("alice").await;
+    let api = server.api(Some(&token));
+    for id in ["r1", "r2"] {
+        api.create_room(json!({ "id": id })).await;
+    }
+    let mut ws = server.ws(&token).await;
+    assert_reply_ok(&ws.request("join:overview", json!({})).await);
+    assert_reply_ok(&ws.request("join:room", json!({ "roomId": "r1" })).await);
+    assert_reply_error(
+        &ws.request("join:room", json!({ "roomId": "r2" })).await,
+        "too_large",
+    );
+    assert_reply_ok(&ws.request("leave:overview", json!({})).await);
+    assert_reply_ok(&ws.request("join:room", json!({ "roomId": "r2" })).await);
+}
