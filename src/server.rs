@@ -70,7 +70,7 @@ pub async fn build(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ro
             &state,
             routes,
             move || leptos::prelude::provide_context(data.clone()),
-            { move || app::shell(options.clone()) },
+            move || app::shell(options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
             app::shell,

@@ -14,7 +14,7 @@ use super::connection::{Connection, Frame, frame};
 enum Command {
     /// A room was created or changed; `payload` is its serialized delta.
     Upsert {
-        meta: RoomMetadata,
+        meta: Box<RoomMetadata>,
         payload: Frame,
     },
     /// A room went away; `payload` is its serialized `room:delete`.
@@ -54,7 +54,13 @@ impl Directory {
     }
 
     pub async fn upsert(&self, meta: RoomMetadata, payload: Frame) {
-        let _ = self.tx.send(Command::Upsert { meta, payload }).await;
+        let _ = self
+            .tx
+            .send(Command::Upsert {
+                meta: Box::new(meta),
+                payload,
+            })
+            .await;
     }
 
     pub async fn remove(&self, key: String, payload: Frame) {
@@ -108,7 +114,7 @@ async fn run(mut rooms: HashMap<String, RoomMetadata>, mut rx: mpsc::Receiver<Co
     while let Some(cmd) = rx.recv().await {
         match cmd {
             Command::Upsert { meta, payload } => {
-                rooms.insert(app::ids::room_key(&meta.id), meta);
+                rooms.insert(app::ids::room_key(&meta.id), *meta);
                 fan_out(&mut watchers, &payload);
             }
             Command::Remove { key, payload } => {

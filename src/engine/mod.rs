@@ -193,13 +193,13 @@ impl Engine {
         user: &User,
         req: CreateRoom,
     ) -> Result<RoomMetadata, ErrorBody> {
-        if let Some(id) = &req.id {
-            if !is_valid_room_id(id) {
-                return Err(ErrorBody::new(
-                    ErrorCode::BadRequest,
-                    "field `id` must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
-                ));
-            }
+        if let Some(id) = &req.id
+            && !is_valid_room_id(id)
+        {
+            return Err(ErrorBody::new(
+                ErrorCode::BadRequest,
+                "field `id` must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+            ));
         }
         let description = normalize_description(req.description)?;
         let max_members = req.max_members.unwrap_or(0);
@@ -316,11 +316,11 @@ impl Engine {
             .default_room
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = new_key.clone();
-        if let Some(old) = old_key.filter(|k| Some(k) != new_key.as_ref()) {
-            if let Some(h) = self.inner.rooms.get(&old).map(|h| h.clone()) {
-                h.ask(|done| RoomCmd::SetDefault { value: false, done })
-                    .await?;
-            }
+        if let Some(old) = old_key.filter(|k| Some(k) != new_key.as_ref())
+            && let Some(h) = self.inner.rooms.get(&old).map(|h| h.clone())
+        {
+            h.ask(|done| RoomCmd::SetDefault { value: false, done })
+                .await?;
         }
         match new {
             Some(h) => h

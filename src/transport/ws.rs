@@ -371,10 +371,10 @@ impl Reader {
                 }
             }
             other => {
-                if let Some(room) = other.room_id() {
-                    if !self.rooms.contains_key(&room_key(room)) {
-                        return Outcome::Failed(not_in_room(room));
-                    }
+                if let Some(room) = other.room_id()
+                    && !self.rooms.contains_key(&room_key(room))
+                {
+                    return Outcome::Failed(not_in_room(room));
                 }
                 Outcome::Failed(ErrorBody::new(
                     ErrorCode::BadRequest,

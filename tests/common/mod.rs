@@ -80,10 +80,10 @@ impl TestServer {
         let deadline = Instant::now() + Duration::from_secs(20);
         let client = reqwest::Client::new();
         loop {
-            if let Ok(r) = client.get(self.url("/healthz")).send().await {
-                if r.status().is_success() {
-                    return;
-                }
+            if let Ok(r) = client.get(self.url("/healthz")).send().await
+                && r.status().is_success()
+            {
+                return;
             }
             assert!(
                 Instant::now() < deadline,

@@ -122,7 +122,7 @@ mod live {
 
     use super::{Channel, ConnectionStatus, Socket};
     use crate::client::rest;
-    use crate::delta::Decision;
+    use crate::delta::{Decision, RoomDelta};
     use crate::error::{ErrorBody, ErrorCode};
     use crate::model::DeleteReason;
     use crate::protocol::{
@@ -383,11 +383,7 @@ mod live {
     fn on_event(socket: Socket, event: ServerEvent) {
         let store = socket.store;
         match event {
-            ServerEvent::RoomUpdate(delta) => {
-                if store.apply_delta(&delta) == Decision::Resync {
-                    resync(socket, delta.room_id);
-                }
-            }
+            ServerEvent::RoomUpdate(delta) => on_delta(socket, delta),
             ServerEvent::RoomDelete(d) => store.remove(&d.room_id, d.reason),
             ServerEvent::RoomClosed(d) => store.remove(&d.room_id, d.reason),
             ServerEvent::PresenceJoin(p) => store.presence_joined(p),
@@ -397,6 +393,12 @@ mod live {
                 leptos::logging::warn!("server error: {} {}", e.code, e.message)
             }
             _ => {}
+        }
+    }
+
+    fn on_delta(socket: Socket, delta: RoomDelta) {
+        if socket.store.apply_delta(&delta) == Decision::Resync {
+            resync(socket, delta.room_id);
         }
     }
 

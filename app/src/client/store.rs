@@ -165,14 +165,16 @@ impl Store {
         self.rooms.with_untracked(|m| m.get(&room_key(id)).cloned())
     }
 
-    /// Drops a room (`room:delete`, or a re-sync that found it gone).
+    /// Drops a room (`room:delete`, or a re-sync that found it gone). A room
+    /// the store never knew is not reported as removed.
     pub fn remove(&self, id: &str, reason: DeleteReason) {
         let key = room_key(id);
-        if self.rooms.with_untracked(|m| m.contains_key(&key)) {
-            self.rooms.update(|m| {
-                m.remove(&key);
-            });
+        if !self.rooms.with_untracked(|m| m.contains_key(&key)) {
+            return;
         }
+        self.rooms.update(|m| {
+            m.remove(&key);
+        });
         self.presence.update(|p| {
             p.remove(&key);
         });

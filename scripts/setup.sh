@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs what Roomcast needs to build, run and test, skipping whatever is
+# already there. Usage: scripts/setup.sh [run|test]   (default: test)
+#   run:  the wasm target, cargo-leptos, wasm-bindgen-cli, npm packages (wasm-opt)
+#   test: all of that, plus Chromium and Redis from Debian
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode="${1:-test}"
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+if [ "$mode" = test ]; then
+  missing=()
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    say "apt-get install ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+fi
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  say "rustup target add wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# cargo-leptos 0.3.11's locked dependencies need a newer rustc than stable
+# 1.95, so it is built with nightly (once per machine, ~16 min).
+if ! cargo leptos --version 2>/dev/null | grep -q '0\.3\.11'; then
+  if ! rustup toolchain list | grep -q '^nightly'; then
+    say "rustup toolchain install nightly"
+    rustup toolchain install nightly --profile minimal
+  fi
+  say "cargo +nightly install cargo-leptos 0.3.11 (takes a while, once)"
+  cargo +nightly install --locked cargo-leptos --version 0.3.11 --features no_downloads
+fi
+
+# cargo-leptos runs the wasm-bindgen CLI, which must match Cargo.lock exactly.
+wbg=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+if ! wasm-bindgen --version 2>/dev/null | grep -q " ${wbg}\$"; then
+  say "cargo install wasm-bindgen-cli ${wbg}"
+  cargo install wasm-bindgen-cli --version "$wbg"
+fi
+
+# npm packages: Playwright, and binaryen's wasm-opt for release builds.
+if ! (cd end2end && npm ls --silent >/dev/null 2>&1); then
+  say "npm ci (end2end)"
+  (cd end2end && npm ci --no-audit --no-fund --loglevel=error)
+fi
+say "ready"
