@@ -59,9 +59,55 @@ pub struct Config {
     /// Rooms the server holds at most.
     #[arg(long, env = "ROOMCAST_MAX_ROOMS", default_value_t = 1000)]
     pub max_rooms: usize,
+
+    /// Seconds a seat (and the host role) is kept after its user's last
+    /// connection leaves.
+    #[arg(long, env = "ROOMCAST_SEAT_GRACE_SECONDS", default_value_t = 10.0)]
+    pub seat_grace_seconds: f64,
+
+    /// Seconds without activity after which a room is deleted.
+    #[arg(long, env = "ROOMCAST_ROOM_IDLE_SECONDS", default_value_t = 7200.0)]
+    pub room_idle_seconds: f64,
+
+    /// Seconds before the idle deletion at which the room is warned.
+    #[arg(long, env = "ROOMCAST_ROOM_WARNING_SECONDS", default_value_t = 600.0)]
+    pub room_warning_seconds: f64,
+
+    /// Largest frame-append request body, in bytes (larger: 413).
+    #[arg(long, env = "ROOMCAST_MAX_APPEND_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_append_bytes: usize,
+
+    /// Chat messages one user may send per chat window.
+    #[arg(long, env = "ROOMCAST_CHAT_BURST", default_value_t = 5)]
+    pub chat_burst: usize,
+
+    /// The chat rate window, in seconds.
+    #[arg(long, env = "ROOMCAST_CHAT_WINDOW_SECONDS", default_value_t = 5.0)]
+    pub chat_window_seconds: f64,
+
+    /// Most frames in one append request.
+    #[arg(long, env = "ROOMCAST_MAX_APPEND_FRAMES", default_value_t = 1000)]
+    pub max_append_frames: usize,
+}
+
+fn seconds(s: f64) -> Duration {
+    Duration::from_secs_f64(if s.is_finite() { s.max(0.0) } else { 0.0 })
 }
 
 impl Config {
+    /// The engine's settings from these flags.
+    pub fn engine_settings(&self) -> crate::engine::EngineSettings {
+        crate::engine::EngineSettings {
+            max_rooms: self.max_rooms,
+            seat_grace: seconds(self.seat_grace_seconds),
+            room_idle: seconds(self.room_idle_seconds),
+            room_warning: seconds(self.room_warning_seconds),
+            chat_burst: self.chat_burst.max(1),
+            chat_window: seconds(self.chat_window_seconds),
+            ..Default::default()
+        }
+    }
+
     pub fn ping_interval(&self) -> Duration {
         Duration::from_secs(self.ping_seconds.max(1))
     }

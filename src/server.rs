@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::engine::{Engine, EngineSettings};
+use crate::engine::Engine;
 use crate::sessions::Sessions;
 use crate::storage::Storage;
 use crate::storage::sqlite::SqliteStorage;
@@ -38,13 +38,7 @@ pub async fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, BoxError>
 /// Builds the router and its state.
 pub async fn build(config: Config, shutdown: watch::Receiver<bool>) -> Result<Router, BoxError> {
     let storage = open_storage(&config).await?;
-    let engine = Engine::start(
-        storage.clone(),
-        EngineSettings {
-            max_rooms: config.max_rooms,
-        },
-    )
-    .await?;
+    let engine = Engine::start(storage.clone(), config.engine_settings()).await?;
     let sessions = Sessions::new(storage);
     let leptos_options = LeptosOptions::builder()
         .output_name("roomcast")
@@ -52,13 +46,7 @@ pub async fn build(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ro
         .site_pkg_dir("pkg")
         .site_addr(config.addr)
         .build();
-    let state = AppState {
-        engine: engine.clone(),
-        sessions,
-        config: Arc::new(config),
-        leptos_options,
-        shutdown,
-    };
+    let state = AppState { engine: engine.clone(), sessions, config: Arc::new(config), leptos_options, shutdown };
 
     let routes = generate_route_list(app::App);
     let data = pages::server_data(&engine);
@@ -72,13 +60,8 @@ pub async fn build(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ro
             move || leptos::prelude::provide_context(data.clone()),
             move || app::shell(options.clone()),
         )
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
-            app::shell,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            pages::ensure_session,
-        ))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), pages::ensure_session))
         .with_state(state);
     Ok(router)
 }

@@ -43,10 +43,7 @@ pub fn validate_user_name(name: &str) -> Result<String, ErrorBody> {
         ));
     }
     if name.chars().any(char::is_control) {
-        return Err(ErrorBody::new(
-            ErrorCode::BadRequest,
-            "field `userName` has control characters",
-        ));
+        return Err(ErrorBody::new(ErrorCode::BadRequest, "field `userName` has control characters"));
     }
     Ok(name.to_string())
 }
@@ -59,40 +56,18 @@ fn random_token(bytes: usize) -> String {
 
 impl Sessions {
     pub fn new(storage: Arc<dyn Storage>) -> Self {
-        Sessions {
-            storage,
-            cache: Arc::new(DashMap::new()),
-        }
+        Sessions { storage, cache: Arc::new(DashMap::new()) }
     }
 
     /// Creates a session; the token is only ever returned here.
     pub async fn create(&self, user_name: &str) -> Result<SessionInfo, ErrorBody> {
         let user_name = validate_user_name(user_name)?;
         let token = random_token(32);
-        let user_id = format!(
-            "u_{}",
-            random_token(9)
-                .to_ascii_lowercase()
-                .replace(['-', '_'], "x")
-        );
-        let stored = StoredSession {
-            token_hash: hash(&token),
-            user_id: user_id.clone(),
-            user_name: user_name.clone(),
-        };
+        let user_id = format!("u_{}", random_token(9).to_ascii_lowercase().replace(['-', '_'], "x"));
+        let stored = StoredSession { token_hash: hash(&token), user_id: user_id.clone(), user_name: user_name.clone() };
         self.storage.save_session(&stored).await.map_err(internal)?;
-        self.cache.insert(
-            stored.token_hash,
-            User {
-                id: user_id.as_str().into(),
-                name: user_name.as_str().into(),
-            },
-        );
-        Ok(SessionInfo {
-            token: Some(token),
-            user_id,
-            user_name,
-        })
+        self.cache.insert(stored.token_hash, User { id: user_id.as_str().into(), name: user_name.as_str().into() });
+        Ok(SessionInfo { token: Some(token), user_id, user_name })
     }
 
     /// A session with a generated guest name, for a browser's first visit.
@@ -113,32 +88,18 @@ impl Sessions {
         let Some(s) = self.storage.session(&h).await.map_err(internal)? else {
             return Ok(None);
         };
-        let user = User {
-            id: s.user_id.as_str().into(),
-            name: s.user_name.as_str().into(),
-        };
+        let user = User { id: s.user_id.as_str().into(), name: s.user_name.as_str().into() };
         self.cache.insert(h, user.clone());
         Ok(Some(user))
     }
 
-    pub async fn rename(
-        &self,
-        token: &str,
-        user: &User,
-        user_name: &str,
-    ) -> Result<User, ErrorBody> {
+    pub async fn rename(&self, token: &str, user: &User, user_name: &str) -> Result<User, ErrorBody> {
         let user_name = validate_user_name(user_name)?;
         let h = hash(token);
-        let stored = StoredSession {
-            token_hash: h.clone(),
-            user_id: user.id.to_string(),
-            user_name: user_name.clone(),
-        };
+        let stored =
+            StoredSession { token_hash: h.clone(), user_id: user.id.to_string(), user_name: user_name.clone() };
         self.storage.save_session(&stored).await.map_err(internal)?;
-        let user = User {
-            id: user.id.clone(),
-            name: user_name.as_str().into(),
-        };
+        let user = User { id: user.id.clone(), name: user_name.as_str().into() };
         self.cache.insert(h, user.clone());
         Ok(user)
     }

@@ -11,20 +11,13 @@ async fn rooms_sessions_and_the_default_room_survive_a_restart() {
     let mut server = TestServer::start().await;
     let token = server.session("alice").await;
     let api = server.api(Some(&token));
-    let generated = api
-        .create_room(json!({ "description": "generated id" }))
-        .await;
-    api.create_room(
-        json!({ "id": "Keep-Me", "description": "kept", "hidden": true, "maxMembers": 3 }),
-    )
-    .await;
+    let generated = api.create_room(json!({ "description": "generated id" })).await;
+    api.create_room(json!({ "id": "Keep-Me", "description": "kept", "hidden": true, "maxMembers": 3 })).await;
     api.create_room(json!({ "id": "locked-one" })).await;
-    api.patch("/api/rooms/locked-one", json!({ "locked": true }))
-        .await;
+    api.patch("/api/rooms/locked-one", json!({ "locked": true })).await;
     api.create_room(json!({ "id": "deleted-one" })).await;
     api.delete("/api/rooms/deleted-one").await;
-    api.put("/api/default-room", json!({ "roomId": "keep-me" }))
-        .await;
+    api.put("/api/default-room", json!({ "roomId": "keep-me" })).await;
     let (_, before) = api.get("/api/rooms").await;
 
     server.restart().await;
@@ -36,12 +29,8 @@ async fn rooms_sessions_and_the_default_room_survive_a_restart() {
 
     let (_, after) = api.get("/api/rooms").await;
     let ids = |v: &serde_json::Value| {
-        let mut ids: Vec<String> = v["rooms"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["id"].as_str().unwrap().to_string())
-            .collect();
+        let mut ids: Vec<String> =
+            v["rooms"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
         ids.sort();
         ids
     };
@@ -56,23 +45,12 @@ async fn rooms_sessions_and_the_default_room_survive_a_restart() {
     assert_eq!(kept["hostName"], "alice");
     let (_, locked) = api.get("/api/rooms/locked-one").await;
     assert_eq!(locked["locked"], true);
-    let (_, gen_after) = api
-        .get(&format!("/api/rooms/{}", generated["id"].as_str().unwrap()))
-        .await;
+    let (_, gen_after) = api.get(&format!("/api/rooms/{}", generated["id"].as_str().unwrap())).await;
     assert_eq!(gen_after["description"], "generated id");
     assert_error(&api.get("/api/rooms/deleted-one").await, 404, "not_found");
 
     // The host is still the host, and ids still conflict.
-    let (status, _) = api
-        .patch(
-            "/api/rooms/keep-me",
-            json!({ "description": "after restart" }),
-        )
-        .await;
+    let (status, _) = api.patch("/api/rooms/keep-me", json!({ "description": "after restart" })).await;
     assert_eq!(status, 200);
-    assert_error(
-        &api.post("/api/rooms", json!({ "id": "KEEP-ME" })).await,
-        409,
-        "conflict",
-    );
+    assert_error(&api.post("/api/rooms", json!({ "id": "KEEP-ME" })).await, 409, "conflict");
 }

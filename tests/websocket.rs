@@ -30,9 +30,7 @@ async fn the_overview_gets_a_snapshot_then_every_change_as_a_delta() {
     assert_eq!(rooms[0]["id"], "first");
 
     // Creation: base 0, every field.
-    let created = api
-        .create_room(json!({ "id": "second", "description": "new" }))
-        .await;
+    let created = api.create_room(json!({ "id": "second", "description": "new" })).await;
     let delta = ws.event("room:update").await;
     let d = &delta["data"];
     assert_eq!(d["roomId"], "second");
@@ -44,34 +42,19 @@ async fn the_overview_gets_a_snapshot_then_every_change_as_a_delta() {
     assert!(d.get("metadataLocked").is_some());
 
     // A change: only the changed fields, with base and version.
-    api.patch("/api/rooms/second", json!({ "description": "changed" }))
-        .await;
+    api.patch("/api/rooms/second", json!({ "description": "changed" })).await;
     let delta = ws.event("room:update").await;
-    assert_eq!(
-        delta["data"],
-        json!({ "roomId": "second", "base": 1, "version": 2, "description": "changed" })
-    );
-    api.patch(
-        "/api/rooms/second",
-        json!({ "locked": true, "hidden": true }),
-    )
-    .await;
+    assert_eq!(delta["data"], json!({ "roomId": "second", "base": 1, "version": 2, "description": "changed" }));
+    api.patch("/api/rooms/second", json!({ "locked": true, "hidden": true })).await;
     let delta = ws.event("room:update").await;
-    assert_eq!(
-        delta["data"],
-        json!({ "roomId": "second", "base": 2, "version": 3, "locked": true, "hidden": true })
-    );
+    assert_eq!(delta["data"], json!({ "roomId": "second", "base": 2, "version": 3, "locked": true, "hidden": true }));
 
-    api.patch("/api/rooms/first", json!({ "hidden": true }))
-        .await;
+    api.patch("/api/rooms/first", json!({ "hidden": true })).await;
     api.delete("/api/rooms/first").await;
     let delta = ws.event("room:update").await;
     assert_eq!(delta["data"]["roomId"], "first");
     let deleted = ws.event("room:delete").await;
-    assert_eq!(
-        deleted["data"],
-        json!({ "roomId": "first", "reason": "deleted" })
-    );
+    assert_eq!(deleted["data"], json!({ "roomId": "first", "reason": "deleted" }));
 
     // After leaving, nothing more arrives.
     assert_reply_ok(&ws.request("leave:overview", json!({})).await);
@@ -84,10 +67,7 @@ async fn joining_a_room_replies_with_its_state_and_counts_connections() {
     let server = TestServer::start().await;
     let alice = server.session("alice").await;
     let bob = server.session("bob").await;
-    server
-        .api(Some(&alice))
-        .create_room(json!({ "id": "demo", "description": "d" }))
-        .await;
+    server.api(Some(&alice)).create_room(json!({ "id": "demo", "description": "d" })).await;
 
     let mut watcher = server.ws(&alice).await;
     assert_reply_ok(&watcher.request("join:overview", json!({})).await);
@@ -110,9 +90,7 @@ async fn joining_a_room_replies_with_its_state_and_counts_connections() {
     assert_eq!(delta["data"]["version"].as_u64().unwrap(), v1);
 
     let mut b = server.ws(&bob).await;
-    let reply = b
-        .request("join:room", json!({ "roomId": "demo", "as": "spectator" }))
-        .await;
+    let reply = b.request("join:room", json!({ "roomId": "demo", "as": "spectator" })).await;
     let data = assert_reply_ok(&reply);
     assert_eq!(data["role"], "spectator");
     assert_eq!(data["room"]["connectionCount"], 2);
@@ -153,8 +131,7 @@ async fn room_viewers_get_deltas_and_the_deletion() {
     let mut b = server.ws(&bob).await;
     assert_reply_ok(&b.request("join:room", json!({ "roomId": "demo" })).await);
 
-    api.patch("/api/rooms/demo", json!({ "description": "live" }))
-        .await;
+    api.patch("/api/rooms/demo", json!({ "description": "live" })).await;
     let delta = b.event("room:update").await;
     assert_eq!(delta["data"]["description"], "live");
 
@@ -171,10 +148,7 @@ async fn joining_an_unknown_room_fails_with_not_found() {
     let server = TestServer::start().await;
     let token = server.session("alice").await;
     let mut ws = server.ws(&token).await;
-    assert_reply_error(
-        &ws.request("join:room", json!({ "roomId": "nope" })).await,
-        "not_found",
-    );
+    assert_reply_error(&ws.request("join:room", json!({ "roomId": "nope" })).await, "not_found");
     // Without an id, the failure is an `error` event naming the event.
     ws.emit("join:room", json!({ "roomId": "nope" })).await;
     let err = ws.event("error").await;
@@ -186,10 +160,7 @@ async fn joining_an_unknown_room_fails_with_not_found() {
 async fn room_events_need_the_room_channel() {
     let server = TestServer::start().await;
     let token = server.session("alice").await;
-    server
-        .api(Some(&token))
-        .create_room(json!({ "id": "demo" }))
-        .await;
+    server.api(Some(&token)).create_room(json!({ "id": "demo" })).await;
     let mut ws = server.ws(&token).await;
     for (event, data) in [
         ("keep_alive", json!({ "roomId": "demo" })),
@@ -206,10 +177,7 @@ async fn room_events_need_the_room_channel() {
 async fn bad_frames_get_bad_request_and_the_connection_survives() {
     let server = TestServer::start().await;
     let token = server.session("alice").await;
-    server
-        .api(Some(&token))
-        .create_room(json!({ "id": "demo" }))
-        .await;
+    server.api(Some(&token)).create_room(json!({ "id": "demo" })).await;
     let mut ws = server.ws(&token).await;
 
     ws.send_text("this is not json").await;
@@ -221,30 +189,17 @@ async fn bad_frames_get_bad_request_and_the_connection_survives() {
     assert_eq!(err["data"]["code"], "bad_request");
     assert!(err["data"]["message"].as_str().unwrap().contains("dance"));
 
-    ws.send_text(r#"{"event":"join:room","data":{"roomId":42},"id":9}"#)
-        .await;
+    ws.send_text(r#"{"event":"join:room","data":{"roomId":42},"id":9}"#).await;
     let reply = ws.reply(9).await;
     assert_reply_error(&reply, "bad_request");
-    assert!(
-        reply["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("join:room")
-    );
+    assert!(reply["error"]["message"].as_str().unwrap().contains("join:room"));
 
-    ws.send_text(r#"{"event":"join:room","data":{},"id":10}"#)
-        .await;
+    ws.send_text(r#"{"event":"join:room","data":{},"id":10}"#).await;
     let reply = ws.reply(10).await;
     assert_reply_error(&reply, "bad_request");
-    assert!(
-        reply["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("roomId")
-    );
+    assert!(reply["error"]["message"].as_str().unwrap().contains("roomId"));
 
-    ws.send_text(r#"{"event":"join:room","data":"demo","id":11}"#)
-        .await;
+    ws.send_text(r#"{"event":"join:room","data":"demo","id":11}"#).await;
     assert_reply_error(&ws.reply(11).await, "bad_request");
 
     ws.send_binary(vec![1, 2, 3]).await;
@@ -276,10 +231,7 @@ async fn an_oversize_frame_closes_with_1009() {
     let server = TestServer::start().await;
     let token = server.session("alice").await;
     let mut ws = server.ws(&token).await;
-    let big = format!(
-        r#"{{"event":"keep_alive","data":{{"roomId":"{}"}}}}"#,
-        "x".repeat(70 * 1024)
-    );
+    let big = format!(r#"{{"event":"keep_alive","data":{{"roomId":"{}"}}}}"#, "x".repeat(70 * 1024));
     ws.send_text(&big).await;
     assert_eq!(ws.closed().await, Closed::Code(1009));
 }
@@ -290,10 +242,7 @@ async fn a_frame_just_under_the_limit_is_read() {
     let token = server.session("alice").await;
     let mut ws = server.ws(&token).await;
     let pad = "x".repeat(60 * 1024);
-    ws.send_text(&format!(
-        r#"{{"event":"join:room","data":{{"roomId":"nope","pad":"{pad}"}},"id":1}}"#
-    ))
-    .await;
+    ws.send_text(&format!(r#"{{"event":"join:room","data":{{"roomId":"nope","pad":"{pad}"}},"id":1}}"#)).await;
     assert_reply_error(&ws.reply(1).await, "not_found");
 }
 
@@ -308,10 +257,7 @@ async fn the_channel_limit_is_enforced() {
     let mut ws = server.ws(&token).await;
     assert_reply_ok(&ws.request("join:overview", json!({})).await);
     assert_reply_ok(&ws.request("join:room", json!({ "roomId": "r1" })).await);
-    assert_reply_error(
-        &ws.request("join:room", json!({ "roomId": "r2" })).await,
-        "too_large",
-    );
+    assert_reply_error(&ws.request("join:room", json!({ "roomId": "r2" })).await, "too_large");
     assert_reply_ok(&ws.request("leave:overview", json!({})).await);
     assert_reply_ok(&ws.request("join:room", json!({ "roomId": "r2" })).await);
 }

@@ -51,11 +51,7 @@ fn initial_session() -> Option<SessionInfo> {
     {
         let body = web_sys::window()?.document()?.body()?;
         let data = body.dataset();
-        Some(SessionInfo {
-            token: None,
-            user_id: data.get("userId")?,
-            user_name: data.get("userName")?,
-        })
+        Some(SessionInfo { token: None, user_id: data.get("userId")?, user_name: data.get("userName")? })
     }
     #[cfg(not(any(feature = "ssr", feature = "hydrate")))]
     {
@@ -74,19 +70,12 @@ pub fn App() -> impl IntoView {
     Effect::new(move |_| {
         socket.start();
         #[cfg(feature = "hydrate")]
-        if let Some(body) = web_sys::window()
-            .and_then(|w| w.document())
-            .and_then(|d| d.body())
-        {
+        if let Some(body) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.body()) {
             let _ = body.set_attribute("data-hydrated", "true");
         }
     });
 
-    let user_name = move || {
-        store
-            .session
-            .with(|s| s.as_ref().map(|s| s.user_name.clone()).unwrap_or_default())
-    };
+    let user_name = move || store.session.with(|s| s.as_ref().map(|s| s.user_name.clone()).unwrap_or_default());
 
     view! {
         <Stylesheet id="leptos" href="/pkg/roomcast.css"/>

@@ -183,10 +183,7 @@ mod tests {
         let mut b = changed(&a, |r| r.frame_count = 121);
         let d = RoomDelta::between(&a, &b);
         let json = serde_json::to_value(&d).unwrap();
-        assert_eq!(
-            json,
-            serde_json::json!({"roomId":"ROOM-7KQ2MX","base":41,"version":42,"frameCount":121})
-        );
+        assert_eq!(json, serde_json::json!({"roomId":"ROOM-7KQ2MX","base":41,"version":42,"frameCount":121}));
         b.description = Some("x".into());
         let c = changed(&b, |r| r.description = None);
         let d = RoomDelta::between(&b, &c);
@@ -209,14 +206,8 @@ mod tests {
         let v2 = changed(&v1, |r| r.hidden = true);
         let v3 = changed(&v2, |r| r.description = Some("hi".into()));
         let mut rooms = HashMap::from([(v1.id.clone(), v1.clone())]);
-        assert_eq!(
-            apply_to(&mut rooms, &RoomDelta::between(&v1, &v2)),
-            Decision::Apply
-        );
-        assert_eq!(
-            apply_to(&mut rooms, &RoomDelta::between(&v2, &v3)),
-            Decision::Apply
-        );
+        assert_eq!(apply_to(&mut rooms, &RoomDelta::between(&v1, &v2)), Decision::Apply);
+        assert_eq!(apply_to(&mut rooms, &RoomDelta::between(&v2, &v3)), Decision::Apply);
         assert_eq!(rooms[&v1.id], v3);
     }
 
@@ -241,10 +232,7 @@ mod tests {
         let mut coalesced = RoomDelta::between(&v1, &v2);
         coalesced.merge(RoomDelta::between(&v2, &v3));
         assert_eq!(apply_to(&mut rooms, &coalesced), Decision::Apply);
-        assert_eq!(
-            apply_to(&mut rooms, &RoomDelta::between(&v1, &v2)),
-            Decision::Ignore
-        );
+        assert_eq!(apply_to(&mut rooms, &RoomDelta::between(&v1, &v2)), Decision::Ignore);
         assert_eq!(rooms[&v1.id], v3);
     }
 
@@ -268,10 +256,7 @@ mod tests {
         let v2 = changed(&v1, |r| r.hidden = true);
         let v3 = changed(&v2, |r| r.frame_count = 3);
         let mut rooms = HashMap::from([(v1.id.clone(), v1.clone())]);
-        assert_eq!(
-            apply_to(&mut rooms, &RoomDelta::between(&v2, &v3)),
-            Decision::Resync
-        );
+        assert_eq!(apply_to(&mut rooms, &RoomDelta::between(&v2, &v3)), Decision::Resync);
         assert_eq!(rooms[&v1.id], v1);
     }
 
@@ -280,25 +265,13 @@ mod tests {
         let v1 = room(1);
         let v2 = changed(&v1, |r| r.hidden = true);
         let mut rooms = HashMap::new();
-        assert_eq!(
-            apply_to(&mut rooms, &RoomDelta::between(&v1, &v2)),
-            Decision::Resync
-        );
+        assert_eq!(apply_to(&mut rooms, &RoomDelta::between(&v1, &v2)), Decision::Resync);
         assert!(rooms.is_empty());
-        assert_eq!(
-            apply_to(&mut rooms, &RoomDelta::creation(&v1)),
-            Decision::Create
-        );
+        assert_eq!(apply_to(&mut rooms, &RoomDelta::creation(&v1)), Decision::Create);
         assert_eq!(rooms[&v1.id], v1);
         // A duplicate creation after an update does not roll the room back.
-        assert_eq!(
-            apply_to(&mut rooms, &RoomDelta::between(&v1, &v2)),
-            Decision::Apply
-        );
-        assert_eq!(
-            apply_to(&mut rooms, &RoomDelta::creation(&v1)),
-            Decision::Ignore
-        );
+        assert_eq!(apply_to(&mut rooms, &RoomDelta::between(&v1, &v2)), Decision::Apply);
+        assert_eq!(apply_to(&mut rooms, &RoomDelta::creation(&v1)), Decision::Ignore);
         assert_eq!(rooms[&v1.id], v2);
     }
 

@@ -87,11 +87,7 @@ pub struct ErrorBody {
 
 impl ErrorBody {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ErrorBody {
-            code,
-            message: message.into(),
-            retry_after_ms: None,
-        }
+        ErrorBody { code, message: message.into(), retry_after_ms: None }
     }
 }
 

@@ -14,9 +14,7 @@ pub fn is_valid_room_id(id: &str) -> bool {
     !bytes.is_empty()
         && bytes.len() <= MAX_ID_LEN
         && bytes[0].is_ascii_alphanumeric()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
 }
 
 /// The key ids are compared by: ids are matched case-insensitively.
@@ -36,9 +34,7 @@ pub fn code_from_indices(indices: [u8; CODE_LEN]) -> String {
 
 /// Whether `s` is six characters of the code alphabet, in any case.
 pub fn is_bare_code(s: &str) -> bool {
-    s.len() == CODE_LEN
-        && s.bytes()
-            .all(|b| CODE_ALPHABET.contains(&b.to_ascii_uppercase()))
+    s.len() == CODE_LEN && s.bytes().all(|b| CODE_ALPHABET.contains(&b.to_ascii_uppercase()))
 }
 
 /// The ids a typed-in "join by code" text may mean, most likely first:
@@ -86,14 +82,8 @@ mod tests {
 
     #[test]
     fn candidates_accept_bare_and_prefixed_codes() {
-        assert_eq!(
-            code_candidates(" 7kq2mx "),
-            vec!["7kq2mx".to_string(), "ROOM-7KQ2MX".to_string()]
-        );
-        assert_eq!(
-            code_candidates("room-7kq2mx"),
-            vec!["room-7kq2mx".to_string()]
-        );
+        assert_eq!(code_candidates(" 7kq2mx "), vec!["7kq2mx".to_string(), "ROOM-7KQ2MX".to_string()]);
+        assert_eq!(code_candidates("room-7kq2mx"), vec!["room-7kq2mx".to_string()]);
         assert_eq!(code_candidates("demo"), vec!["demo".to_string()]);
         // 0 and O are not in the alphabet: not a bare code.
         assert_eq!(code_candidates("7KQ2M0"), vec!["7KQ2M0".to_string()]);

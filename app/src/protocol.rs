@@ -178,9 +178,7 @@ impl ClientEvent {
     /// `match`.
     pub fn room_id(&self) -> Option<&str> {
         match self {
-            ClientEvent::JoinOverview(_)
-            | ClientEvent::LeaveOverview(_)
-            | ClientEvent::Match(_) => None,
+            ClientEvent::JoinOverview(_) | ClientEvent::LeaveOverview(_) | ClientEvent::Match(_) => None,
             ClientEvent::JoinRoom(e) => Some(&e.room_id),
             ClientEvent::LeaveRoom(e)
             | ClientEvent::RoomStart(e)
@@ -251,13 +249,13 @@ impl Request {
         let fail = |event: Option<String>, message: String| DecodeError { id, event, message };
         let event: String = match raw.event {
             None => return Err(fail(None, "missing field `event`".into())),
-            Some(v) => serde_json::from_str(v.get())
-                .map_err(|_| fail(None, "field `event` must be a string".into()))?,
+            Some(v) => {
+                serde_json::from_str(v.get()).map_err(|_| fail(None, "field `event` must be a string".into()))?
+            }
         };
         let data: Value = match raw.data {
             None => Value::Object(Default::default()),
-            Some(v) => serde_json::from_str(v.get())
-                .map_err(|e| fail(Some(event.clone()), e.to_string()))?,
+            Some(v) => serde_json::from_str(v.get()).map_err(|e| fail(Some(event.clone()), e.to_string()))?,
         };
         if !data.is_object() {
             return Err(fail(Some(event), "field `data` must be an object".into()));
@@ -411,23 +409,11 @@ pub enum ReplyTag {
 
 impl Reply {
     pub fn ok(id: u64, data: Value) -> Reply {
-        Reply {
-            event: ReplyTag::Reply,
-            id,
-            ok: true,
-            data: Some(data),
-            error: None,
-        }
+        Reply { event: ReplyTag::Reply, id, ok: true, data: Some(data), error: None }
     }
 
     pub fn err(id: u64, error: ErrorBody) -> Reply {
-        Reply {
-            event: ReplyTag::Reply,
-            id,
-            ok: false,
-            data: None,
-            error: Some(error),
-        }
+        Reply { event: ReplyTag::Reply, id, ok: false, data: None, error: Some(error) }
     }
 
     pub fn to_json(&self) -> String {
@@ -495,25 +481,11 @@ mod tests {
 
     #[test]
     fn decodes_a_request_with_id() {
-        let r = Request::decode(r#"{"event":"join:room","data":{"roomId":"ROOM-7KQ2MX"},"id":7}"#)
-            .unwrap();
+        let r = Request::decode(r#"{"event":"join:room","data":{"roomId":"ROOM-7KQ2MX"},"id":7}"#).unwrap();
         assert_eq!(r.id, Some(7));
-        assert_eq!(
-            r.event,
-            ClientEvent::JoinRoom(JoinRoom {
-                room_id: "ROOM-7KQ2MX".into(),
-                role: None
-            })
-        );
-        let r = Request::decode(r#"{"event":"join:room","data":{"roomId":"a","as":"spectator"}}"#)
-            .unwrap();
-        assert_eq!(
-            r.event,
-            ClientEvent::JoinRoom(JoinRoom {
-                room_id: "a".into(),
-                role: Some(Role::Spectator)
-            })
-        );
+        assert_eq!(r.event, ClientEvent::JoinRoom(JoinRoom { room_id: "ROOM-7KQ2MX".into(), role: None }));
+        let r = Request::decode(r#"{"event":"join:room","data":{"roomId":"a","as":"spectator"}}"#).unwrap();
+        assert_eq!(r.event, ClientEvent::JoinRoom(JoinRoom { room_id: "a".into(), role: Some(Role::Spectator) }));
     }
 
     #[test]
@@ -525,11 +497,7 @@ mod tests {
     #[test]
     fn round_trips_through_serialize() {
         let req = Request {
-            event: ClientEvent::ChatEdit(ChatEdit {
-                room_id: "r".into(),
-                message_id: 3,
-                text: "hi".into(),
-            }),
+            event: ClientEvent::ChatEdit(ChatEdit { room_id: "r".into(), message_id: 3, text: "hi".into() }),
             id: Some(9),
         };
         let text = serde_json::to_string(&req).unwrap();
@@ -568,28 +536,16 @@ mod tests {
 
     #[test]
     fn server_events_use_wire_names() {
-        let ev = ServerEvent::RoomDelete(RoomDeleted {
-            room_id: "a".into(),
-            reason: DeleteReason::Evicted,
-        });
-        assert_eq!(
-            ev.to_json(),
-            r#"{"event":"room:delete","data":{"roomId":"a","reason":"evicted"}}"#
-        );
+        let ev = ServerEvent::RoomDelete(RoomDeleted { room_id: "a".into(), reason: DeleteReason::Evicted });
+        assert_eq!(ev.to_json(), r#"{"event":"room:delete","data":{"roomId":"a","reason":"evicted"}}"#);
         let decoded = ServerMessage::decode(&ev.to_json()).unwrap();
         assert_eq!(decoded, ServerMessage::Event(ev));
 
-        let reply = Reply::err(
-            7,
-            ErrorBody::new(ErrorCode::NotFound, "no room ROOM-7KQ2MX"),
-        );
+        let reply = Reply::err(7, ErrorBody::new(ErrorCode::NotFound, "no room ROOM-7KQ2MX"));
         assert_eq!(
             reply.to_json(),
             r#"{"event":"reply","id":7,"ok":false,"error":{"code":"not_found","message":"no room ROOM-7KQ2MX"}}"#
         );
-        assert_eq!(
-            ServerMessage::decode(&reply.to_json()).unwrap(),
-            ServerMessage::Reply(reply)
-        );
+        assert_eq!(ServerMessage::decode(&reply.to_json()).unwrap(), ServerMessage::Reply(reply));
     }
 }

@@ -24,16 +24,14 @@ pub struct ServerData(pub Arc<dyn RoomSource>);
 
 /// The session the server attached to this request.
 pub fn request_session() -> Option<SessionInfo> {
-    use_context::<http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<SessionInfo>().cloned())
+    use_context::<http::request::Parts>().and_then(|parts| parts.extensions.get::<SessionInfo>().cloned())
 }
 
 /// Answers this page with a status other than 200.
 pub fn set_status(code: u16) {
-    if let (Some(options), Ok(status)) = (
-        use_context::<leptos_axum::ResponseOptions>(),
-        http::StatusCode::from_u16(code),
-    ) {
+    if let (Some(options), Ok(status)) =
+        (use_context::<leptos_axum::ResponseOptions>(), http::StatusCode::from_u16(code))
+    {
         options.set_status(status);
     }
 }

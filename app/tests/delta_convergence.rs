@@ -45,13 +45,7 @@ fn apply(op: &Op, room: &mut RoomMetadata) {
                 timestamp: 1.5,
             })
         }
-        Op::Status(s) => {
-            room.status = [
-                RoomStatus::Waiting,
-                RoomStatus::Active,
-                RoomStatus::Finished,
-            ][*s as usize]
-        }
+        Op::Status(s) => room.status = [RoomStatus::Waiting, RoomStatus::Active, RoomStatus::Finished][*s as usize],
         Op::Host(h) => room.host_user_id = h.clone(),
     }
 }

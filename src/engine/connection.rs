@@ -73,16 +73,7 @@ impl EvictionSignal {
 pub fn outbound(capacity: usize) -> (Outbound, OutboundReceiver) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
     let state = Arc::new(OutboundState::default());
-    (
-        Outbound {
-            tx,
-            state: state.clone(),
-        },
-        OutboundReceiver {
-            rx,
-            eviction: EvictionSignal { state },
-        },
-    )
+    (Outbound { tx, state: state.clone() }, OutboundReceiver { rx, eviction: EvictionSignal { state } })
 }
 
 impl Outbound {

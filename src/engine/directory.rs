@@ -45,22 +45,13 @@ impl Directory {
     /// Starts the directory task with the rooms known at start-up.
     pub fn start(rooms: Vec<RoomMetadata>) -> Directory {
         let (tx, rx) = mpsc::channel(4096);
-        let rooms = rooms
-            .into_iter()
-            .map(|m| (app::ids::room_key(&m.id), m))
-            .collect();
+        let rooms = rooms.into_iter().map(|m| (app::ids::room_key(&m.id), m)).collect();
         tokio::spawn(run(rooms, rx));
         Directory { tx }
     }
 
     pub async fn upsert(&self, meta: RoomMetadata, payload: Frame) {
-        let _ = self
-            .tx
-            .send(Command::Upsert {
-                meta: Box::new(meta),
-                payload,
-            })
-            .await;
+        let _ = self.tx.send(Command::Upsert { meta: Box::new(meta), payload }).await;
     }
 
     pub async fn remove(&self, key: String, payload: Frame) {
@@ -71,16 +62,7 @@ impl Directory {
     /// reply before any later delta.
     pub async fn join(&self, conn: Arc<Connection>, reply_id: Option<u64>) {
         let (done, wait) = oneshot::channel();
-        if self
-            .tx
-            .send(Command::Join {
-                conn,
-                reply_id,
-                done,
-            })
-            .await
-            .is_ok()
-        {
+        if self.tx.send(Command::Join { conn, reply_id, done }).await.is_ok() {
             let _ = wait.await;
         }
     }
@@ -101,11 +83,7 @@ impl Directory {
 
 fn sorted(rooms: &HashMap<String, RoomMetadata>) -> Vec<RoomMetadata> {
     let mut list: Vec<RoomMetadata> = rooms.values().cloned().collect();
-    list.sort_by(|a, b| {
-        a.created_at
-            .total_cmp(&b.created_at)
-            .then_with(|| a.id.cmp(&b.id))
-    });
+    list.sort_by(|a, b| a.created_at.total_cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
     list
 }
 
@@ -121,15 +99,9 @@ async fn run(mut rooms: HashMap<String, RoomMetadata>, mut rx: mpsc::Receiver<Co
                 rooms.remove(&key);
                 fan_out(&mut watchers, &payload);
             }
-            Command::Join {
-                conn,
-                reply_id,
-                done,
-            } => {
+            Command::Join { conn, reply_id, done } => {
                 if let Some(id) = reply_id {
-                    let data = JoinOverviewReply {
-                        rooms: sorted(&rooms),
-                    };
+                    let data = JoinOverviewReply { rooms: sorted(&rooms) };
                     let reply = Reply::ok(id, serde_json::to_value(data).unwrap_or_default());
                     conn.out.send(&frame(reply.to_json()));
                 }

@@ -1,26 +1,47 @@
-//! One room's owner: a task that holds the room's live state and its
+//! One room's owner: a task that holds the room's live state (metadata,
+//! seats, presence, temporary lock, presenter, recent chat) and its
 //! channel's connections, and applies every change to the room in order.
-//! Each change is persisted (when durable), turned into one delta,
-//! serialized once and handed to every subscriber and to the directory.
+//! Each change is persisted when durable, turned into one delta, serialized
+//! once and handed to every subscriber and to the directory. Time-based
+//! rules (seat grace, host migration, lock expiry, presenter coalescing,
+//! idle warning and expiry) run on the same task's timer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
 
 use app::api::PatchRoom;
 use app::delta::RoomDelta;
 use app::error::{ErrorBody, ErrorCode};
 use app::ids::MAX_DESCRIPTION_CHARS;
-use app::model::{DeleteReason, Presence, Role, RoomMetadata};
-use app::protocol::{JoinRoomReply, PresenceLeft, Reply, RoomDeleted, ServerEvent};
+use app::model::{ChatMessage, DeleteReason, LockMetadata, Presence, Role, RoomMetadata, RoomStatus};
+use app::protocol::{
+    ChatEvent, ChatReply, ClientEvent, FrameUpdate, JoinRoomReply, LockReply, PresenceLeft, Reply, RoomClosed,
+    RoomDeleted, RoomWarning, ServerEvent, SignalRelay,
+};
+use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use super::connection::{Connection, Frame, User, frame};
 use super::directory::Directory;
+use super::metrics::Metrics;
 use super::now_secs;
+use super::settings::EngineSettings;
 use crate::storage::{Storage, StoredRoom};
 
 type Done<T> = oneshot::Sender<Result<T, ErrorBody>>;
+
+/// How a join is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum JoinMode {
+    /// `join:room`: a seat if one is free, else spectator if allowed.
+    Normal,
+    /// `match`: only a free member seat in a waiting, open, listed room
+    /// with this many seats.
+    Match { max_members: u32 },
+}
 
 pub(super) enum RoomCmd {
     Get {
@@ -29,7 +50,15 @@ pub(super) enum RoomCmd {
     Join {
         conn: Arc<Connection>,
         role: Option<Role>,
+        mode: JoinMode,
         reply_id: Option<u64>,
+        done: Done<Role>,
+    },
+    /// Holds a member seat for `user` without a connection (REST match):
+    /// the seat lasts the grace period unless the user joins.
+    Reserve {
+        user: User,
+        max_members: u32,
         done: Done<RoomMetadata>,
     },
     Leave {
@@ -50,18 +79,50 @@ pub(super) enum RoomCmd {
         value: bool,
         done: Done<RoomMetadata>,
     },
+    Event {
+        conn: Arc<Connection>,
+        event: ClientEvent,
+        done: Done<Value>,
+    },
+    AppendFrames {
+        user: User,
+        frames: Vec<String>,
+        done: Done<u64>,
+    },
 }
 
 /// What every room task shares.
 pub(super) struct Shared {
     pub storage: Arc<dyn Storage>,
     pub directory: Directory,
+    pub settings: EngineSettings,
+    pub metrics: Arc<Metrics>,
+    /// Rooms whose idle timeout passed ask the engine to delete them here.
+    pub expired: mpsc::UnboundedSender<Arc<str>>,
+}
+
+/// Facts about a room readable without asking its task: for eviction and
+/// stats.
+#[derive(Debug, Default)]
+pub struct Pulse {
+    /// Unix milliseconds of the last activity.
+    pub last_active_ms: AtomicU64,
+    pub connections: AtomicU32,
+    /// Default or locked: never expires, never evicted.
+    pub pinned: AtomicBool,
+}
+
+impl Pulse {
+    pub fn last_active(&self) -> f64 {
+        self.last_active_ms.load(Ordering::Relaxed) as f64 / 1000.0
+    }
 }
 
 /// A handle to a room's task.
 #[derive(Clone)]
 pub struct RoomHandle {
     pub id: Arc<str>,
+    pub pulse: Arc<Pulse>,
     tx: mpsc::Sender<RoomCmd>,
 }
 
@@ -69,19 +130,35 @@ fn gone(id: &str) -> ErrorBody {
     ErrorBody::new(ErrorCode::NotFound, format!("no room {id}"))
 }
 
+fn err(code: ErrorCode, message: impl Into<String>) -> ErrorBody {
+    ErrorBody::new(code, message)
+}
+
 impl RoomHandle {
     /// Starts the task owning `meta`.
     pub(super) fn spawn(meta: RoomMetadata, last_active: f64, shared: Arc<Shared>) -> RoomHandle {
-        let (tx, rx) = mpsc::channel(256);
+        let (tx, rx) = mpsc::channel(1024);
         let id: Arc<str> = meta.id.as_str().into();
+        let pulse = Arc::new(Pulse::default());
+        let idle_for = Duration::from_secs_f64((now_secs() - last_active).max(0.0));
         let actor = RoomActor {
+            host_absent_since: Some(Instant::now()),
             meta,
-            last_active,
+            last_active: Instant::now().checked_sub(idle_for).unwrap_or_else(Instant::now),
+            warned: false,
+            expiry_asked: false,
             present: HashMap::new(),
+            seats: HashMap::new(),
+            lock: None,
+            presenter: Presenting::default(),
+            chat: None,
+            chat_rate: HashMap::new(),
+            pulse: pulse.clone(),
             shared,
         };
+        actor.publish_pulse();
         tokio::spawn(actor.run(rx));
-        RoomHandle { id, tx }
+        RoomHandle { id, pulse, tx }
     }
 
     /// Sends a command and waits for its answer; a room that went away in
@@ -102,227 +179,402 @@ impl RoomHandle {
     }
 }
 
+/// A connection in `room:<id>`.
 struct Present {
     conn: Arc<Connection>,
+}
+
+/// A user's place in the room: its role, its connections, and since when
+/// it is present (or since when it is gone, during the grace period).
+struct Seat {
+    user: User,
     role: Role,
-    #[allow(dead_code)]
-    since: Instant,
+    conns: Vec<Arc<str>>,
+    present_since: Instant,
+    left_at: Option<Instant>,
+}
+
+struct TempLock {
+    user_id: Arc<str>,
+    sid: Option<Arc<str>>,
+    expires_at: Instant,
+    expires_at_unix: f64,
+}
+
+#[derive(Default)]
+struct Presenting {
+    /// The shared frame, as set by the presenter.
+    frame: Option<u64>,
+    last_sent: Option<Instant>,
+    /// A `frame_update` is owed at `last_sent + interval`.
+    pending: bool,
 }
 
 struct RoomActor {
     meta: RoomMetadata,
-    last_active: f64,
+    last_active: Instant,
+    warned: bool,
+    expiry_asked: bool,
     /// The connections in `room:<id>`, by sid.
     present: HashMap<Arc<str>, Present>,
+    /// Seats by user id (members and spectators).
+    seats: HashMap<Arc<str>, Seat>,
+    host_absent_since: Option<Instant>,
+    lock: Option<TempLock>,
+    presenter: Presenting,
+    /// The most recent chat messages (loaded on first use) and the last id.
+    chat: Option<(VecDeque<ChatMessage>, u64)>,
+    /// Send times of each user's recent messages, for the rate limit.
+    chat_rate: HashMap<Arc<str>, VecDeque<Instant>>,
+    pulse: Arc<Pulse>,
     shared: Arc<Shared>,
 }
 
 fn internal(e: impl std::fmt::Display) -> ErrorBody {
     tracing::error!(error = %e, "room storage failed");
-    ErrorBody::new(
-        ErrorCode::Internal,
-        "storage failed; the change was not made",
-    )
+    ErrorBody::new(ErrorCode::Internal, "storage failed; the change was not made")
 }
+
+const RECENT_CHAT: usize = 50;
 
 impl RoomActor {
     async fn run(mut self, mut rx: mpsc::Receiver<RoomCmd>) {
-        while let Some(cmd) = rx.recv().await {
-            match cmd {
-                RoomCmd::Get { done } => {
-                    let _ = done.send(self.meta.clone());
+        loop {
+            let deadline = self.next_deadline();
+            let cmd = tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => cmd,
+                    None => return,
+                },
+                _ = sleep_until(deadline) => {
+                    self.on_timer().await;
+                    continue;
                 }
-                RoomCmd::Join {
-                    conn,
-                    role,
-                    reply_id,
-                    done,
-                } => {
-                    let result = self.join(conn, role, reply_id).await;
-                    let _ = done.send(result);
-                }
-                RoomCmd::Leave { sid, done } => {
-                    let result = self.leave(&sid).await;
-                    let _ = done.send(result);
-                }
-                RoomCmd::Patch { user, patch, done } => {
-                    let result = self.patch(&user, patch).await;
-                    let _ = done.send(result);
-                }
-                RoomCmd::SetDefault { value, done } => {
-                    let mut next = self.meta.clone();
-                    next.is_default = value;
-                    let result = self
-                        .commit(next, true, None)
-                        .await
-                        .map(|()| self.meta.clone());
-                    let _ = done.send(result);
-                }
-                RoomCmd::Delete { user, reason, done } => {
-                    let result = self.delete(user.as_ref(), reason).await;
-                    let deleted = result.is_ok();
-                    let _ = done.send(result);
-                    if deleted {
-                        return;
-                    }
-                }
+            };
+            if self.handle(cmd).await {
+                return;
             }
         }
+    }
+
+    /// Handles one command; true when the room is gone.
+    async fn handle(&mut self, cmd: RoomCmd) -> bool {
+        match cmd {
+            RoomCmd::Get { done } => {
+                let _ = done.send(self.meta.clone());
+            }
+            RoomCmd::Join { conn, role, mode, reply_id, done } => {
+                let result = self.join(conn, role, mode, reply_id).await;
+                let _ = done.send(result);
+            }
+            RoomCmd::Reserve { user, max_members, done } => {
+                let result = self.reserve(user, max_members).await;
+                let _ = done.send(result);
+            }
+            RoomCmd::Leave { sid, done } => {
+                let result = self.leave(&sid).await;
+                let _ = done.send(result);
+            }
+            RoomCmd::Patch { user, patch, done } => {
+                let result = self.patch(&user, patch).await;
+                let _ = done.send(result);
+            }
+            RoomCmd::SetDefault { value, done } => {
+                let mut next = self.meta.clone();
+                next.is_default = value;
+                let result = self.commit(next, true, None).await.map(|()| self.meta.clone());
+                let _ = done.send(result);
+            }
+            RoomCmd::Event { conn, event, done } => {
+                let result = self.event(&conn, event).await;
+                let _ = done.send(result);
+            }
+            RoomCmd::AppendFrames { user, frames, done } => {
+                let result = self.append_frames(&user, frames).await;
+                let _ = done.send(result);
+            }
+            RoomCmd::Delete { user, reason, done } => {
+                let result = self.delete(user.as_ref(), reason).await;
+                let deleted = result.is_ok();
+                let _ = done.send(result);
+                return deleted;
+            }
+        }
+        false
+    }
+
+    fn settings(&self) -> &EngineSettings {
+        &self.shared.settings
     }
 
     fn is_host(&self, user: &User) -> bool {
         self.meta.host_user_id.as_deref() == Some(&*user.id)
     }
 
+    fn pinned(&self) -> bool {
+        self.meta.is_default || self.meta.locked
+    }
+
+    fn publish_pulse(&self) {
+        let idle = self.last_active.elapsed().as_secs_f64();
+        let last_active_ms = ((now_secs() - idle) * 1000.0) as u64;
+        self.pulse.last_active_ms.store(last_active_ms, Ordering::Relaxed);
+        self.pulse.connections.store(self.present.len() as u32, Ordering::Relaxed);
+        self.pulse.pinned.store(self.pinned(), Ordering::Relaxed);
+    }
+
+    /// Marks activity: resets the idle warning and expiry.
+    fn touch(&mut self) {
+        self.last_active = Instant::now();
+        self.warned = false;
+        self.expiry_asked = false;
+        self.publish_pulse();
+    }
+
+    fn seats_taken(&self) -> usize {
+        self.seats.values().filter(|s| s.role == Role::Member).count()
+    }
+
     /// Counts derived from who is present.
     fn with_counts(&self, mut next: RoomMetadata) -> RoomMetadata {
-        let mut members: Vec<&str> = Vec::new();
-        let mut spectators: Vec<&str> = Vec::new();
-        for p in self.present.values() {
-            let list = if p.role == Role::Member {
-                &mut members
-            } else {
-                &mut spectators
-            };
-            list.push(&p.conn.user.id);
-        }
-        members.sort_unstable();
-        members.dedup();
-        spectators.sort_unstable();
-        spectators.dedup();
-        spectators.retain(|u| members.binary_search(u).is_err());
-        next.member_count = members.len() as u32;
-        next.spectator_count = spectators.len() as u32;
+        let present = |s: &&Seat| !s.conns.is_empty();
+        next.member_count = self.seats.values().filter(present).filter(|s| s.role == Role::Member).count() as u32;
+        next.spectator_count = self.seats.values().filter(present).filter(|s| s.role == Role::Spectator).count() as u32;
         next.connection_count = self.present.len() as u32;
         next
     }
 
     /// Makes `next` the room's state: persists it when `durable`, then
     /// announces the delta to the channel (but `skip`) and the directory.
-    async fn commit(
-        &mut self,
-        mut next: RoomMetadata,
-        durable: bool,
-        skip: Option<&str>,
-    ) -> Result<(), ErrorBody> {
+    async fn commit(&mut self, mut next: RoomMetadata, durable: bool, skip: Option<&str>) -> Result<(), ErrorBody> {
         next.version = self.meta.version;
         if next == self.meta {
             return Ok(());
         }
         next.version = self.meta.version + 1;
-        self.last_active = now_secs();
         if durable {
-            let stored = StoredRoom {
-                meta: next.clone(),
-                last_active: self.last_active,
-            };
-            self.shared
-                .storage
-                .save_room(&stored)
-                .await
-                .map_err(internal)?;
+            let stored = StoredRoom { meta: next.clone(), last_active: self.last_active_unix() };
+            self.shared.storage.save_room(&stored).await.map_err(internal)?;
         }
-        let delta = RoomDelta::between(&self.meta, &next);
-        self.meta = next;
-        let payload = frame(ServerEvent::RoomUpdate(delta).to_json());
-        self.broadcast(&payload, skip);
-        self.shared
-            .directory
-            .upsert(self.meta.clone(), payload)
-            .await;
+        self.announce(next, skip).await;
         Ok(())
     }
 
-    fn broadcast(&self, payload: &Frame, skip: Option<&str>) {
-        for (sid, p) in &self.present {
-            if Some(&**sid) != skip {
-                p.conn.out.send(payload);
-            }
-        }
+    /// Sends the delta from the current state to `next` (already stored)
+    /// and makes `next` current.
+    async fn announce(&mut self, next: RoomMetadata, skip: Option<&str>) {
+        let delta = RoomDelta::between(&self.meta, &next);
+        self.meta = next;
+        let payload = frame(ServerEvent::RoomUpdate(delta).to_json());
+        let sent = self.broadcast(&payload, skip);
+        self.shared.metrics.deltas(sent);
+        self.publish_pulse();
+        self.shared.directory.upsert(self.meta.clone(), payload).await;
     }
 
-    fn presence(&self, sid: &Arc<str>, p: &Present) -> Presence {
-        Presence {
+    fn last_active_unix(&self) -> f64 {
+        now_secs() - self.last_active.elapsed().as_secs_f64()
+    }
+
+    /// Queues a frame on every connection in the channel but `skip`;
+    /// returns how many.
+    fn broadcast(&self, payload: &Frame, skip: Option<&str>) -> u64 {
+        let mut sent = 0;
+        for (sid, p) in &self.present {
+            if Some(&**sid) != skip && p.conn.out.send(payload) {
+                sent += 1;
+            }
+        }
+        sent
+    }
+
+    fn broadcast_event(&self, event: ServerEvent, skip: Option<&str>) {
+        let sent = self.broadcast(&frame(event.to_json()), skip);
+        self.shared.metrics.sent(sent);
+    }
+
+    fn presence_of(&self, sid: &Arc<str>) -> Option<Presence> {
+        let p = self.present.get(sid)?;
+        let seat = self.seats.get(&p.conn.user.id)?;
+        Some(Presence {
             room_id: self.meta.id.clone(),
             sid: sid.to_string(),
             user_id: p.conn.user.id.to_string(),
             user_name: p.conn.user.name.to_string(),
-            role: p.role,
+            role: seat.role,
+        })
+    }
+
+    /// Presence in join order (longest present first).
+    fn presence_list(&self) -> Vec<Presence> {
+        let mut seats: Vec<&Seat> = self.seats.values().filter(|s| !s.conns.is_empty()).collect();
+        seats.sort_by_key(|s| s.present_since);
+        seats.iter().flat_map(|s| s.conns.iter()).filter_map(|sid| self.presence_of(sid)).collect()
+    }
+
+    /// The role a user gets on joining, or `full`.
+    fn role_for(&self, user: &User, wanted: Option<Role>, mode: JoinMode) -> Result<Role, ErrorBody> {
+        let seat = self.seats.get(&user.id);
+        let has_member_seat = seat.is_some_and(|s| s.role == Role::Member);
+        let seat_free = self.meta.max_members == 0 || self.seats_taken() < self.meta.max_members as usize;
+        if let JoinMode::Match { max_members } = mode {
+            let open = self.meta.status == RoomStatus::Waiting
+                && !self.meta.locked
+                && !self.meta.hidden
+                && self.meta.max_members == max_members;
+            return if open && (has_member_seat || seat_free) {
+                Ok(Role::Member)
+            } else {
+                Err(err(ErrorCode::Full, "no free seat"))
+            };
+        }
+        if has_member_seat {
+            return Ok(Role::Member);
+        }
+        if wanted != Some(Role::Spectator) && seat_free {
+            return Ok(Role::Member);
+        }
+        if self.meta.allow_spectators {
+            Ok(Role::Spectator)
+        } else {
+            Err(err(ErrorCode::Full, format!("room {} has no free seat and no spectators", self.meta.id)))
+        }
+    }
+
+    /// Gives `user` the seat with `role`, marking it present or (without a
+    /// connection) held for the grace period.
+    fn take_seat(&mut self, user: &User, role: Role, sid: Option<&Arc<str>>) {
+        let now = Instant::now();
+        let seat = self.seats.entry(user.id.clone()).or_insert_with(|| Seat {
+            user: user.clone(),
+            role,
+            conns: Vec::new(),
+            present_since: now,
+            left_at: Some(now),
+        });
+        seat.role = role;
+        if let Some(sid) = sid {
+            if seat.conns.is_empty() {
+                seat.present_since = now;
+            }
+            if !seat.conns.contains(sid) {
+                seat.conns.push(sid.clone());
+            }
+            seat.left_at = None;
+        }
+        if self.is_host(user) && sid.is_some() {
+            self.host_absent_since = None;
+        }
+    }
+
+    /// The host as it should be now: the first member of a hostless room,
+    /// or the member present longest once the host has been gone for the
+    /// grace period.
+    fn host_now(&self, next: &mut RoomMetadata) {
+        let present_members = || {
+            self.seats
+                .values()
+                .filter(|s| s.role == Role::Member && !s.conns.is_empty())
+                .min_by_key(|s| s.present_since)
+        };
+        let grace = self.settings().seat_grace;
+        let host_gone = match &next.host_user_id {
+            None => true,
+            Some(host) => {
+                let host_present = self.seats.get(host.as_str()).is_some_and(|s| !s.conns.is_empty());
+                !host_present && self.host_absent_since.is_some_and(|since| since.elapsed() >= grace)
+            }
+        };
+        if host_gone && let Some(seat) = present_members() {
+            next.host_user_id = Some(seat.user.id.to_string());
+            next.host_name = Some(seat.user.name.to_string());
         }
     }
 
     async fn join(
         &mut self,
         conn: Arc<Connection>,
-        role: Option<Role>,
+        wanted: Option<Role>,
+        mode: JoinMode,
         reply_id: Option<u64>,
-    ) -> Result<RoomMetadata, ErrorBody> {
+    ) -> Result<Role, ErrorBody> {
         let sid = conn.sid.clone();
-        let role = role.unwrap_or(Role::Member);
+        let user = conn.user.clone();
+        let role = self.role_for(&user, wanted, mode)?;
         let fresh = !self.present.contains_key(&sid);
-        self.present.insert(
-            sid.clone(),
-            Present {
-                conn: conn.clone(),
-                role,
-                since: Instant::now(),
-            },
-        );
-        if fresh {
-            let mut next = self.with_counts(self.meta.clone());
-            if next.host_user_id.is_none() && role == Role::Member {
-                next.host_user_id = Some(conn.user.id.to_string());
-                next.host_name = Some(conn.user.name.to_string());
-            }
-            let durable = next.host_user_id != self.meta.host_user_id;
-            if let Err(e) = self.commit(next, durable, Some(&sid)).await {
-                self.present.remove(&sid);
-                return Err(e);
-            }
-            if let Some(p) = self.present.get(&sid) {
-                let event = ServerEvent::PresenceJoin(self.presence(&sid, p));
-                self.broadcast(&frame(event.to_json()), Some(&sid));
-            }
+        self.present.insert(sid.clone(), Present { conn: conn.clone() });
+        self.take_seat(&user, role, Some(&sid));
+        self.touch();
+        let mut next = self.with_counts(self.meta.clone());
+        self.host_now(&mut next);
+        let durable = next.host_user_id != self.meta.host_user_id;
+        if let Err(e) = self.commit(next, durable, Some(&sid)).await {
+            self.drop_connection(&sid);
+            return Err(e);
+        }
+        if fresh && let Some(p) = self.presence_of(&sid) {
+            self.broadcast_event(ServerEvent::PresenceJoin(p), Some(&sid));
         }
         if let Some(id) = reply_id {
-            let presence = self
-                .present
-                .iter()
-                .map(|(s, p)| self.presence(s, p))
-                .collect();
+            let chat = self.recent_chat().await.unwrap_or_default();
             let data = JoinRoomReply {
                 room: self.meta.clone(),
                 role,
-                presence,
-                frame: None,
-                chat: Vec::new(),
+                presence: self.presence_list(),
+                frame: self.presenter.frame,
+                chat,
             };
             let reply = Reply::ok(id, serde_json::to_value(data).unwrap_or_default());
             conn.out.send(&frame(reply.to_json()));
         }
+        Ok(role)
+    }
+
+    async fn reserve(&mut self, user: User, max_members: u32) -> Result<RoomMetadata, ErrorBody> {
+        self.role_for(&user, Some(Role::Member), JoinMode::Match { max_members })?;
+        self.take_seat(&user, Role::Member, None);
+        self.touch();
         Ok(self.meta.clone())
     }
 
+    /// Takes a connection out of the room's state (not announced).
+    fn drop_connection(&mut self, sid: &Arc<str>) -> bool {
+        let Some(p) = self.present.remove(sid) else { return false };
+        let user_id = &p.conn.user.id;
+        if let Some(seat) = self.seats.get_mut(user_id) {
+            seat.conns.retain(|s| s != sid);
+            if seat.conns.is_empty() {
+                seat.left_at = Some(Instant::now());
+                if self.meta.host_user_id.as_deref() == Some(&**user_id) {
+                    self.host_absent_since = Some(Instant::now());
+                }
+            }
+        }
+        true
+    }
+
     async fn leave(&mut self, sid: &Arc<str>) -> Result<(), ErrorBody> {
-        if self.present.remove(sid).is_none() {
+        if !self.drop_connection(sid) {
             return Ok(());
         }
-        let next = self.with_counts(self.meta.clone());
+        let mut next = self.with_counts(self.meta.clone());
+        if self.lock.as_ref().is_some_and(|l| l.sid.as_ref() == Some(sid)) {
+            self.lock = None;
+            next.metadata_locked = None;
+        }
+        if next.presenter_sid.as_deref() == Some(&**sid) {
+            next.presenter_sid = None;
+            self.presenter.pending = false;
+        }
         self.commit(next, false, None).await?;
-        let event = ServerEvent::PresenceLeave(PresenceLeft {
-            room_id: self.meta.id.clone(),
-            sid: sid.to_string(),
-        });
-        self.broadcast(&frame(event.to_json()), None);
+        let event = ServerEvent::PresenceLeave(PresenceLeft { room_id: self.meta.id.clone(), sid: sid.to_string() });
+        self.broadcast_event(event, None);
         Ok(())
     }
 
     async fn patch(&mut self, user: &User, patch: PatchRoom) -> Result<RoomMetadata, ErrorBody> {
         if !self.is_host(user) {
-            return Err(ErrorBody::new(
-                ErrorCode::Forbidden,
-                "only the host may change the room",
-            ));
+            return Err(err(ErrorCode::Forbidden, "only the host may change the room"));
         }
         let only_hidden = patch.description.is_none()
             && patch.locked.is_none()
@@ -330,10 +582,7 @@ impl RoomActor {
             && patch.min_members.is_none()
             && patch.allow_spectators.is_none();
         if self.meta.locked && !only_hidden {
-            return Err(ErrorBody::new(
-                ErrorCode::Locked,
-                "the room is locked; only `hidden` may change",
-            ));
+            return Err(err(ErrorCode::Locked, "the room is locked; only `hidden` may change"));
         }
         let mut next = self.meta.clone();
         if let Some(description) = patch.description {
@@ -344,12 +593,12 @@ impl RoomActor {
         }
         if let Some(locked) = patch.locked {
             if !locked {
-                return Err(ErrorBody::new(
-                    ErrorCode::BadRequest,
-                    "field `locked` can only be set to true",
-                ));
+                return Err(err(ErrorCode::BadRequest, "field `locked` can only be set to true"));
             }
             next.locked = true;
+            // A permanent lock ends the temporary one.
+            next.metadata_locked = None;
+            self.lock = None;
         }
         if let Some(max) = patch.max_members {
             next.max_members = max;
@@ -361,42 +610,442 @@ impl RoomActor {
             next.allow_spectators = allow;
         }
         validate_seats(next.max_members, next.min_members)?;
+        self.touch();
         self.commit(next, true, None).await?;
         Ok(self.meta.clone())
     }
 
+    fn idle_expired(&self) -> bool {
+        !self.pinned() && self.last_active.elapsed() >= self.settings().room_idle
+    }
+
     async fn delete(&mut self, user: Option<&User>, reason: DeleteReason) -> Result<(), ErrorBody> {
-        if let Some(user) = user {
-            if !self.is_host(user) {
-                return Err(ErrorBody::new(
-                    ErrorCode::Forbidden,
-                    "only the host may delete the room",
-                ));
+        match (user, reason) {
+            (Some(user), _) => {
+                if !self.is_host(user) {
+                    return Err(err(ErrorCode::Forbidden, "only the host may delete the room"));
+                }
+                if self.meta.locked {
+                    return Err(err(ErrorCode::Locked, "the room is locked and cannot be deleted"));
+                }
             }
-            if self.meta.locked {
-                return Err(ErrorBody::new(
-                    ErrorCode::Locked,
-                    "the room is locked and cannot be deleted",
-                ));
+            (None, DeleteReason::Inactivity) if !self.idle_expired() => {
+                return Err(err(ErrorCode::Conflict, "the room saw activity"));
             }
+            (None, DeleteReason::Evicted) if !self.present.is_empty() || self.pinned() => {
+                return Err(err(ErrorCode::Conflict, "the room is in use"));
+            }
+            (None, _) => {}
         }
-        self.shared
-            .storage
-            .delete_room(&self.meta.id)
-            .await
-            .map_err(internal)?;
-        let event = ServerEvent::RoomDelete(RoomDeleted {
-            room_id: self.meta.id.clone(),
-            reason,
-        });
+        self.shared.storage.delete_room(&self.meta.id).await.map_err(internal)?;
+        if reason == DeleteReason::Inactivity {
+            let closed = ServerEvent::RoomClosed(RoomClosed { room_id: self.meta.id.clone(), reason });
+            self.broadcast_event(closed, None);
+        }
+        let event = ServerEvent::RoomDelete(RoomDeleted { room_id: self.meta.id.clone(), reason });
         let payload = frame(event.to_json());
         self.broadcast(&payload, None);
         self.present.clear();
-        self.shared
-            .directory
-            .remove(app::ids::room_key(&self.meta.id), payload)
-            .await;
+        self.shared.directory.remove(app::ids::room_key(&self.meta.id), payload).await;
         Ok(())
+    }
+
+    async fn append_frames(&mut self, user: &User, frames: Vec<String>) -> Result<u64, ErrorBody> {
+        if self.meta.locked {
+            return Err(err(ErrorCode::Locked, "the room is locked"));
+        }
+        if let Some(lock) = &self.lock
+            && lock.user_id != user.id
+        {
+            let by = self.meta.metadata_locked.as_ref().map(|l| l.user_name.clone()).unwrap_or_default();
+            return Err(err(ErrorCode::Locked, format!("the room is temporarily locked by {by}")));
+        }
+        self.touch();
+        let mut next = self.meta.clone();
+        next.frame_count += frames.len() as u64;
+        next.version += 1;
+        let stored = StoredRoom { meta: next.clone(), last_active: self.last_active_unix() };
+        self.shared.storage.append_frames(&stored, frames).await.map_err(internal)?;
+        self.announce(next, None).await;
+        Ok(self.meta.frame_count)
+    }
+
+    /// Room events of a connection in the channel.
+    async fn event(&mut self, conn: &Arc<Connection>, event: ClientEvent) -> Result<Value, ErrorBody> {
+        if !self.present.contains_key(&conn.sid) {
+            return Err(err(ErrorCode::Forbidden, format!("join room:{} first", self.meta.id)));
+        }
+        self.touch();
+        let user = &conn.user;
+        match event {
+            ClientEvent::KeepAlive(_) => Ok(json!({})),
+            ClientEvent::RoomStart(_) => self.set_status(user, RoomStatus::Active).await,
+            ClientEvent::RoomFinish(_) => self.set_status(user, RoomStatus::Finished).await,
+            ClientEvent::LockAcquire(e) => self.lock_acquire(conn, e.msg, e.ttl_seconds).await,
+            ClientEvent::LockRefresh(e) => self.lock_refresh(user, e.ttl_seconds),
+            ClientEvent::LockMsg(e) => self.lock_msg(user, e.msg).await,
+            ClientEvent::LockRelease(_) => self.lock_release(user).await,
+            ClientEvent::PresenterRequest(_) => self.presenter_request(&conn.sid).await,
+            ClientEvent::PresenterRelease(_) => self.presenter_release(&conn.sid).await,
+            ClientEvent::FrameSet(e) => self.frame_set(&conn.sid, e.frame),
+            ClientEvent::ChatSend(e) => self.chat_send(conn, e.text).await,
+            ClientEvent::ChatEdit(e) => self.chat_edit(conn, e.message_id, e.text).await,
+            ClientEvent::Signal(e) => self.signal(&conn.sid, &e.to, e.kind, e.payload),
+            other => Err(err(ErrorCode::BadRequest, format!("`{}` is not a room event", other.name()))),
+        }
+    }
+
+    async fn set_status(&mut self, user: &User, status: RoomStatus) -> Result<Value, ErrorBody> {
+        if !self.is_host(user) {
+            return Err(err(ErrorCode::Forbidden, "only the host may start or finish the room"));
+        }
+        let current = self.meta.status;
+        match status {
+            RoomStatus::Active if current == RoomStatus::Active => {
+                return Err(err(ErrorCode::Conflict, "the room is already active"));
+            }
+            RoomStatus::Active if self.meta.member_count < self.meta.min_members => {
+                return Err(err(
+                    ErrorCode::Conflict,
+                    format!("{} members needed to start, {} present", self.meta.min_members, self.meta.member_count),
+                ));
+            }
+            RoomStatus::Finished if current != RoomStatus::Active => {
+                return Err(err(ErrorCode::Conflict, "only an active room can finish"));
+            }
+            _ => {}
+        }
+        let mut next = self.meta.clone();
+        next.status = status;
+        self.commit(next, true, None).await?;
+        Ok(json!({}))
+    }
+
+    fn lock_ttl(&self, ttl: Option<u32>) -> Result<Duration, ErrorBody> {
+        let ttl = ttl.unwrap_or(self.settings().default_lock_ttl);
+        if !(1..=300).contains(&ttl) {
+            return Err(err(ErrorCode::BadRequest, "field `ttlSeconds` must be 1 to 300"));
+        }
+        Ok(Duration::from_secs(ttl as u64))
+    }
+
+    fn lock_reply(&self) -> Value {
+        let expires_at = self.lock.as_ref().map_or(0.0, |l| l.expires_at_unix);
+        serde_json::to_value(LockReply { expires_at }).unwrap_or_default()
+    }
+
+    fn own_lock(&self, user: &User) -> Result<(), ErrorBody> {
+        match &self.lock {
+            Some(l) if l.user_id == user.id => Ok(()),
+            Some(_) => Err(err(ErrorCode::Locked, "another user holds the lock")),
+            None => Err(err(ErrorCode::NotFound, "the room is not temporarily locked")),
+        }
+    }
+
+    async fn lock_acquire(
+        &mut self,
+        conn: &Arc<Connection>,
+        msg: Option<String>,
+        ttl: Option<u32>,
+    ) -> Result<Value, ErrorBody> {
+        if self.meta.locked {
+            return Err(err(ErrorCode::Locked, "the room is locked"));
+        }
+        let ttl = self.lock_ttl(ttl)?;
+        let msg = validate_lock_msg(msg)?;
+        if let Some(l) = &self.lock
+            && l.user_id != conn.user.id
+        {
+            let by = self.meta.metadata_locked.as_ref().map(|l| l.user_name.clone()).unwrap_or_default();
+            return Err(err(ErrorCode::Locked, format!("{by} holds the lock")));
+        }
+        let held = self.lock.is_some();
+        let mut next = self.meta.clone();
+        match (&mut next.metadata_locked, held) {
+            (Some(meta), true) => {
+                if msg.is_some() {
+                    meta.msg = msg;
+                }
+            }
+            _ => {
+                next.metadata_locked =
+                    Some(LockMetadata { msg, user_name: conn.user.name.to_string(), timestamp: now_secs() });
+            }
+        }
+        self.commit(next, false, None).await?;
+        self.lock = Some(TempLock {
+            user_id: conn.user.id.clone(),
+            sid: self.lock.take().map_or(Some(conn.sid.clone()), |l| l.sid),
+            expires_at: Instant::now() + ttl,
+            expires_at_unix: now_secs() + ttl.as_secs_f64(),
+        });
+        Ok(self.lock_reply())
+    }
+
+    fn lock_refresh(&mut self, user: &User, ttl: Option<u32>) -> Result<Value, ErrorBody> {
+        self.own_lock(user)?;
+        let ttl = self.lock_ttl(ttl)?;
+        if let Some(l) = &mut self.lock {
+            l.expires_at = Instant::now() + ttl;
+            l.expires_at_unix = now_secs() + ttl.as_secs_f64();
+        }
+        Ok(self.lock_reply())
+    }
+
+    async fn lock_msg(&mut self, user: &User, msg: String) -> Result<Value, ErrorBody> {
+        self.own_lock(user)?;
+        let msg = validate_lock_msg(Some(msg))?;
+        let mut next = self.meta.clone();
+        if let Some(meta) = &mut next.metadata_locked {
+            meta.msg = msg;
+        }
+        self.commit(next, false, None).await?;
+        Ok(json!({}))
+    }
+
+    async fn lock_release(&mut self, user: &User) -> Result<Value, ErrorBody> {
+        self.own_lock(user)?;
+        self.lock = None;
+        let mut next = self.meta.clone();
+        next.metadata_locked = None;
+        self.commit(next, false, None).await?;
+        Ok(json!({}))
+    }
+
+    async fn presenter_request(&mut self, sid: &Arc<str>) -> Result<Value, ErrorBody> {
+        match self.meta.presenter_sid.as_deref() {
+            Some(p) if p == &**sid => return Ok(json!({})),
+            Some(_) => return Err(err(ErrorCode::Conflict, "someone else is presenting")),
+            None => {}
+        }
+        let mut next = self.meta.clone();
+        next.presenter_sid = Some(sid.to_string());
+        self.commit(next, false, None).await?;
+        Ok(json!({}))
+    }
+
+    async fn presenter_release(&mut self, sid: &Arc<str>) -> Result<Value, ErrorBody> {
+        if self.meta.presenter_sid.as_deref() != Some(&**sid) {
+            return Err(err(ErrorCode::Forbidden, "you are not presenting"));
+        }
+        let mut next = self.meta.clone();
+        next.presenter_sid = None;
+        self.presenter.pending = false;
+        self.commit(next, false, None).await?;
+        Ok(json!({}))
+    }
+
+    fn frame_set(&mut self, sid: &Arc<str>, frame_index: u64) -> Result<Value, ErrorBody> {
+        if self.meta.presenter_sid.as_deref() != Some(&**sid) {
+            return Err(err(ErrorCode::Forbidden, "only the presenter sets the frame"));
+        }
+        if frame_index >= self.meta.frame_count {
+            return Err(err(
+                ErrorCode::NotFound,
+                format!("no frame {frame_index}; the room has {}", self.meta.frame_count),
+            ));
+        }
+        self.presenter.frame = Some(frame_index);
+        let interval = self.settings().frame_update_interval;
+        let due = self.presenter.last_sent.is_none_or(|t| t.elapsed() >= interval);
+        if due {
+            self.send_frame_update();
+        } else {
+            self.presenter.pending = true;
+        }
+        Ok(json!({}))
+    }
+
+    fn send_frame_update(&mut self) {
+        let (Some(frame_index), Some(sid)) = (self.presenter.frame, self.meta.presenter_sid.clone()) else {
+            return;
+        };
+        self.presenter.last_sent = Some(Instant::now());
+        self.presenter.pending = false;
+        let event = ServerEvent::FrameUpdate(FrameUpdate {
+            room_id: self.meta.id.clone(),
+            frame: frame_index,
+            sid: sid.clone(),
+        });
+        self.broadcast_event(event, Some(&sid));
+    }
+
+    async fn recent_chat(&mut self) -> Result<Vec<ChatMessage>, ErrorBody> {
+        if self.chat.is_none() {
+            let storage = &self.shared.storage;
+            let recent = storage.chat_page(&self.meta.id, None, RECENT_CHAT as u64).await.map_err(internal)?;
+            let last = storage.last_chat_id(&self.meta.id).await.map_err(internal)?;
+            self.chat = Some((recent.into(), last));
+        }
+        Ok(self.chat.as_ref().map(|(recent, _)| recent.iter().cloned().collect()).unwrap_or_default())
+    }
+
+    /// Applies the per-user chat rate limit.
+    fn chat_allowed(&mut self, user: &Arc<str>) -> Result<(), ErrorBody> {
+        let (max, window) = (self.settings().chat_burst, self.settings().chat_window);
+        let sent = self.chat_rate.entry(user.clone()).or_default();
+        while sent.front().is_some_and(|t| t.elapsed() >= window) {
+            sent.pop_front();
+        }
+        if sent.len() >= max {
+            let wait = sent.front().map_or(window, |t| window.saturating_sub(t.elapsed()));
+            let mut e = err(ErrorCode::RateLimited, format!("at most {max} messages per {} s", window.as_secs()));
+            e.retry_after_ms = Some(wait.as_millis().max(1) as u64);
+            return Err(e);
+        }
+        sent.push_back(Instant::now());
+        Ok(())
+    }
+
+    async fn chat_send(&mut self, conn: &Arc<Connection>, text: String) -> Result<Value, ErrorBody> {
+        let text = validate_chat_text(&text)?;
+        self.chat_allowed(&conn.user.id)?;
+        self.recent_chat().await?;
+        let Some((recent, last)) = self.chat.as_mut() else {
+            return Err(err(ErrorCode::Internal, "chat history unavailable"));
+        };
+        let message = ChatMessage {
+            id: *last + 1,
+            room_id: self.meta.id.clone(),
+            user_id: conn.user.id.to_string(),
+            user_name: conn.user.name.to_string(),
+            text,
+            timestamp: now_secs(),
+            edited_at: None,
+        };
+        self.shared.storage.save_chat(&message).await.map_err(internal)?;
+        *last = message.id;
+        recent.push_back(message.clone());
+        if recent.len() > RECENT_CHAT {
+            recent.pop_front();
+        }
+        let event = ServerEvent::ChatMessageNew(ChatEvent { room_id: self.meta.id.clone(), message: message.clone() });
+        self.broadcast_event(event, Some(&conn.sid));
+        Ok(serde_json::to_value(ChatReply { message }).unwrap_or_default())
+    }
+
+    async fn chat_edit(&mut self, conn: &Arc<Connection>, id: u64, text: String) -> Result<Value, ErrorBody> {
+        let text = validate_chat_text(&text)?;
+        self.recent_chat().await?;
+        let stored = self.shared.storage.chat_message(&self.meta.id, id).await.map_err(internal)?;
+        let Some(mut message) = stored else {
+            return Err(err(ErrorCode::NotFound, format!("no message {id}")));
+        };
+        if message.user_id != *conn.user.id {
+            return Err(err(ErrorCode::Forbidden, "you can only edit your own messages"));
+        }
+        message.text = text;
+        message.edited_at = Some(now_secs());
+        self.shared.storage.save_chat(&message).await.map_err(internal)?;
+        if let Some((recent, _)) = self.chat.as_mut()
+            && let Some(m) = recent.iter_mut().find(|m| m.id == id)
+        {
+            *m = message.clone();
+        }
+        let event =
+            ServerEvent::ChatMessageUpdated(ChatEvent { room_id: self.meta.id.clone(), message: message.clone() });
+        self.broadcast_event(event, Some(&conn.sid));
+        Ok(serde_json::to_value(ChatReply { message }).unwrap_or_default())
+    }
+
+    fn signal(
+        &self,
+        from: &Arc<str>,
+        to: &str,
+        kind: app::protocol::SignalKind,
+        payload: Value,
+    ) -> Result<Value, ErrorBody> {
+        let size = serde_json::to_string(&payload).map(|s| s.len()).unwrap_or(usize::MAX);
+        if size > self.settings().max_signal_bytes {
+            return Err(err(
+                ErrorCode::TooLarge,
+                format!("signal payload over {} bytes", self.settings().max_signal_bytes),
+            ));
+        }
+        let Some(target) = self.present.get(to) else {
+            return Err(err(ErrorCode::NotFound, format!("no connection {to} in room {}", self.meta.id)));
+        };
+        let event =
+            ServerEvent::Signal(SignalRelay { room_id: self.meta.id.clone(), from: from.to_string(), kind, payload });
+        target.conn.out.send(&frame(event.to_json()));
+        self.shared.metrics.sent(1);
+        Ok(json!({}))
+    }
+
+    /// When the timer must next wake the task.
+    fn next_deadline(&self) -> Option<Instant> {
+        let s = self.settings();
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        for seat in self.seats.values() {
+            if let Some(left) = seat.left_at {
+                consider(left + s.seat_grace);
+            }
+        }
+        if let Some(since) = self.host_absent_since
+            && self.seats.values().any(|s| s.role == Role::Member && !s.conns.is_empty())
+        {
+            consider(since + s.seat_grace);
+        }
+        if let Some(lock) = &self.lock {
+            consider(lock.expires_at);
+        }
+        if self.presenter.pending
+            && let Some(last) = self.presenter.last_sent
+        {
+            consider(last + s.frame_update_interval);
+        }
+        if !self.pinned() && !self.expiry_asked {
+            let warn_at = self.last_active + s.room_idle.saturating_sub(s.room_warning);
+            consider(if self.warned { self.last_active + s.room_idle } else { warn_at });
+        }
+        next
+    }
+
+    async fn on_timer(&mut self) {
+        let now = Instant::now();
+        let s = self.settings().clone();
+        let before = self.seats.len();
+        self.seats.retain(|_, seat| seat.left_at.is_none_or(|left| now < left + s.seat_grace));
+        let mut next = self.with_counts(self.meta.clone());
+        if let Some(lock) = &self.lock
+            && now >= lock.expires_at
+        {
+            self.lock = None;
+            next.metadata_locked = None;
+        }
+        self.host_now(&mut next);
+        let host_changed = next.host_user_id != self.meta.host_user_id;
+        let changed = host_changed || self.seats.len() != before || next.metadata_locked != self.meta.metadata_locked;
+        if changed && let Err(e) = self.commit(next, host_changed, None).await {
+            tracing::warn!(room = %self.meta.id, error = %e, "timer change failed");
+        }
+        if self.presenter.pending && self.presenter.last_sent.is_none_or(|t| t.elapsed() >= s.frame_update_interval) {
+            self.send_frame_update();
+        }
+        if !self.pinned() && !self.expiry_asked {
+            let idle = self.last_active.elapsed();
+            if idle >= s.room_idle {
+                self.expiry_asked = true;
+                let _ = self.shared.expired.send(self.meta.id.as_str().into());
+            } else if !self.warned && idle >= s.room_idle.saturating_sub(s.room_warning) {
+                self.warned = true;
+                let remaining = s.room_idle.saturating_sub(idle).as_secs_f64().ceil() as u64;
+                let warning = ServerEvent::RoomWarning(RoomWarning {
+                    room_id: self.meta.id.clone(),
+                    seconds_remaining: remaining,
+                    message: format!("This room closes in {remaining} s unless someone is active in it."),
+                });
+                self.broadcast_event(warning, None);
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -405,7 +1054,7 @@ pub(super) fn normalize_description(d: Option<String>) -> Result<Option<String>,
     let Some(d) = d else { return Ok(None) };
     let d = d.trim();
     if d.chars().count() > MAX_DESCRIPTION_CHARS {
-        return Err(ErrorBody::new(
+        return Err(err(
             ErrorCode::BadRequest,
             format!("field `description` is longer than {MAX_DESCRIPTION_CHARS} characters"),
         ));
@@ -417,16 +1066,34 @@ pub(super) const MAX_SEATS: u32 = 10_000;
 
 pub(super) fn validate_seats(max: u32, min: u32) -> Result<(), ErrorBody> {
     if max > MAX_SEATS {
-        return Err(ErrorBody::new(
-            ErrorCode::BadRequest,
-            format!("field `maxMembers` is over {MAX_SEATS}"),
-        ));
+        return Err(err(ErrorCode::BadRequest, format!("field `maxMembers` is over {MAX_SEATS}")));
     }
     if max > 0 && min > max {
-        return Err(ErrorBody::new(
-            ErrorCode::BadRequest,
-            "field `minMembers` is larger than `maxMembers`",
-        ));
+        return Err(err(ErrorCode::BadRequest, "field `minMembers` is larger than `maxMembers`"));
     }
     Ok(())
+}
+
+const MAX_LOCK_MSG_CHARS: usize = 200;
+pub const MAX_CHAT_CHARS: usize = 2000;
+
+fn validate_lock_msg(msg: Option<String>) -> Result<Option<String>, ErrorBody> {
+    let Some(msg) = msg else { return Ok(None) };
+    let msg = msg.trim();
+    if msg.chars().count() > MAX_LOCK_MSG_CHARS {
+        return Err(err(ErrorCode::BadRequest, format!("field `msg` is longer than {MAX_LOCK_MSG_CHARS} characters")));
+    }
+    Ok((!msg.is_empty()).then(|| msg.to_string()))
+}
+
+fn validate_chat_text(text: &str) -> Result<String, ErrorBody> {
+    let text = text.trim();
+    let n = text.chars().count();
+    if n == 0 {
+        return Err(err(ErrorCode::BadRequest, "field `text` is empty"));
+    }
+    if n > MAX_CHAT_CHARS {
+        return Err(err(ErrorCode::TooLarge, format!("field `text` is longer than {MAX_CHAT_CHARS} characters")));
+    }
+    Ok(text.to_string())
 }

@@ -3,7 +3,7 @@
 
 pub mod sqlite;
 
-use app::model::RoomMetadata;
+use app::model::{ChatMessage, RoomMetadata};
 use async_trait::async_trait;
 
 /// A failure of the storage backend. The engine answers it with `internal`
@@ -41,4 +41,19 @@ pub trait Storage: Send + Sync + 'static {
     async fn set_default_room(&self, id: Option<&str>) -> StorageResult<()>;
     async fn save_session(&self, session: &StoredSession) -> StorageResult<()>;
     async fn session(&self, token_hash: &str) -> StorageResult<Option<StoredSession>>;
+
+    /// Appends frames (raw JSON texts) at index `room.meta.frame_count -
+    /// frames.len()` and saves the room record, in one transaction.
+    async fn append_frames(&self, room: &StoredRoom, frames: Vec<String>) -> StorageResult<()>;
+    /// Up to `limit` frames from `offset`, as raw JSON texts.
+    async fn frames(&self, room_id: &str, offset: u64, limit: u64) -> StorageResult<Vec<String>>;
+
+    /// Inserts or replaces (an edit) a chat message.
+    async fn save_chat(&self, message: &ChatMessage) -> StorageResult<()>;
+    /// Up to `limit` messages with ids below `before` (all when `None`),
+    /// the newest of them, oldest first.
+    async fn chat_page(&self, room_id: &str, before: Option<u64>, limit: u64) -> StorageResult<Vec<ChatMessage>>;
+    async fn chat_message(&self, room_id: &str, id: u64) -> StorageResult<Option<ChatMessage>>;
+    /// The highest chat message id of the room (0 when none).
+    async fn last_chat_id(&self, room_id: &str) -> StorageResult<u64>;
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use app::model::RoomMetadata;
+use app::model::{ChatMessage, RoomMetadata};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -21,6 +21,18 @@ CREATE TABLE IF NOT EXISTS sessions (
     user_id TEXT NOT NULL UNIQUE,
     user_name TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS frames (
+    room TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (room, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS chat (
+    room TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (room, id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS settings (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -43,18 +55,12 @@ impl SqliteStorage {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
         let conn = Connection::open(path).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(err)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
-        Ok(SqliteStorage {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        Ok(SqliteStorage { conn: Arc::new(Mutex::new(conn)) })
     }
 
     /// Runs `f` on the connection on the blocking pool.
@@ -64,9 +70,7 @@ impl SqliteStorage {
     ) -> StorageResult<T> {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn
-                .lock()
-                .map_err(|_| StorageError("connection lock poisoned".into()))?;
+            let mut guard = conn.lock().map_err(|_| StorageError("connection lock poisoned".into()))?;
             f(&mut guard).map_err(err)
         })
         .await
@@ -116,10 +120,9 @@ impl Storage for SqliteStorage {
         self.with(move |c| {
             let tx = c.transaction()?;
             tx.execute("DELETE FROM rooms WHERE key = ?1", params![k])?;
-            tx.execute(
-                "DELETE FROM settings WHERE name = 'default_room' AND lower(value) = ?1",
-                params![k],
-            )?;
+            tx.execute("DELETE FROM frames WHERE room = ?1", params![k])?;
+            tx.execute("DELETE FROM chat WHERE room = ?1", params![k])?;
+            tx.execute("DELETE FROM settings WHERE name = 'default_room' AND lower(value) = ?1", params![k])?;
             tx.commit()
         })
         .await
@@ -127,12 +130,7 @@ impl Storage for SqliteStorage {
 
     async fn default_room(&self) -> StorageResult<Option<String>> {
         self.with(|c| {
-            c.query_row(
-                "SELECT value FROM settings WHERE name = 'default_room'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
+            c.query_row("SELECT value FROM settings WHERE name = 'default_room'", [], |r| r.get(0)).optional()
         })
         .await
     }
@@ -147,9 +145,7 @@ impl Storage for SqliteStorage {
                     params![id],
                 )
                 .map(|_| ()),
-            None => c
-                .execute("DELETE FROM settings WHERE name = 'default_room'", [])
-                .map(|_| ()),
+            None => c.execute("DELETE FROM settings WHERE name = 'default_room'", []).map(|_| ()),
         })
         .await
     }
@@ -170,19 +166,91 @@ impl Storage for SqliteStorage {
     async fn session(&self, token_hash: &str) -> StorageResult<Option<StoredSession>> {
         let h = token_hash.to_string();
         self.with(move |c| {
-            c.query_row(
-                "SELECT token_hash, user_id, user_name FROM sessions WHERE token_hash = ?1",
-                params![h],
-                |r| {
-                    Ok(StoredSession {
-                        token_hash: r.get(0)?,
-                        user_id: r.get(1)?,
-                        user_name: r.get(2)?,
-                    })
-                },
-            )
+            c.query_row("SELECT token_hash, user_id, user_name FROM sessions WHERE token_hash = ?1", params![h], |r| {
+                Ok(StoredSession { token_hash: r.get(0)?, user_id: r.get(1)?, user_name: r.get(2)? })
+            })
             .optional()
         })
         .await
+    }
+
+    async fn append_frames(&self, room: &StoredRoom, frames: Vec<String>) -> StorageResult<()> {
+        let meta = serde_json::to_string(&room.meta).map_err(err)?;
+        let k = key(&room.meta.id);
+        let last_active = room.last_active;
+        let start = room.meta.frame_count - frames.len() as u64;
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            {
+                let mut insert = tx.prepare_cached("INSERT INTO frames (room, idx, body) VALUES (?1, ?2, ?3)")?;
+                for (i, body) in frames.iter().enumerate() {
+                    insert.execute(params![k, (start + i as u64) as i64, body])?;
+                }
+            }
+            tx.execute("UPDATE rooms SET meta = ?2, last_active = ?3 WHERE key = ?1", params![k, meta, last_active])?;
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn frames(&self, room_id: &str, offset: u64, limit: u64) -> StorageResult<Vec<String>> {
+        let k = key(room_id);
+        self.with(move |c| {
+            let mut stmt =
+                c.prepare_cached("SELECT body FROM frames WHERE room = ?1 AND idx >= ?2 ORDER BY idx LIMIT ?3")?;
+            let rows = stmt.query_map(params![k, offset as i64, limit as i64], |r| r.get(0))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn save_chat(&self, message: &ChatMessage) -> StorageResult<()> {
+        let body = serde_json::to_string(message).map_err(err)?;
+        let k = key(&message.room_id);
+        let id = message.id as i64;
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO chat (room, id, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(room, id) DO UPDATE SET body = excluded.body",
+                params![k, id, body],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn chat_page(&self, room_id: &str, before: Option<u64>, limit: u64) -> StorageResult<Vec<ChatMessage>> {
+        let k = key(room_id);
+        let before = before.map_or(i64::MAX, |b| b as i64);
+        let bodies: Vec<String> = self
+            .with(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT body FROM (SELECT id, body FROM chat WHERE room = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3)
+                     ORDER BY id",
+                )?;
+                let rows = stmt.query_map(params![k, before, limit as i64], |r| r.get(0))?;
+                rows.collect()
+            })
+            .await?;
+        bodies.iter().map(|b| serde_json::from_str(b).map_err(err)).collect()
+    }
+
+    async fn chat_message(&self, room_id: &str, id: u64) -> StorageResult<Option<ChatMessage>> {
+        let k = key(room_id);
+        let body: Option<String> = self
+            .with(move |c| {
+                c.query_row("SELECT body FROM chat WHERE room = ?1 AND id = ?2", params![k, id as i64], |r| r.get(0))
+                    .optional()
+            })
+            .await?;
+        body.map(|b| serde_json::from_str(&b).map_err(err)).transpose()
+    }
+
+    async fn last_chat_id(&self, room_id: &str) -> StorageResult<u64> {
+        let k = key(room_id);
+        let id: Option<i64> = self
+            .with(move |c| c.query_row("SELECT MAX(id) FROM chat WHERE room = ?1", params![k], |r| r.get(0)))
+            .await?;
+        Ok(id.unwrap_or(0) as u64)
     }
 }

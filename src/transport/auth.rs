@@ -30,9 +30,7 @@ pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
 pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_string())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
 }
 
 /// `Set-Cookie` for a session token: HttpOnly, SameSite=Lax, a year long.
@@ -49,33 +47,20 @@ pub struct CurrentUser {
 
 impl CurrentUser {
     pub fn info(&self) -> SessionInfo {
-        SessionInfo {
-            token: None,
-            user_id: self.user.id.to_string(),
-            user_name: self.user.name.to_string(),
-        }
+        SessionInfo { token: None, user_id: self.user.id.to_string(), user_name: self.user.name.to_string() }
     }
 }
 
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        for token in [bearer_token(&parts.headers), cookie_token(&parts.headers)]
-            .into_iter()
-            .flatten()
-        {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        for token in [bearer_token(&parts.headers), cookie_token(&parts.headers)].into_iter().flatten() {
             if let Some(user) = state.sessions.resolve(&token).await? {
                 return Ok(CurrentUser { user, token });
             }
         }
-        Err(ApiError::new(
-            ErrorCode::Unauthorized,
-            "no valid session: POST /api/session first",
-        ))
+        Err(ApiError::new(ErrorCode::Unauthorized, "no valid session: POST /api/session first"))
     }
 }
 
@@ -85,19 +70,13 @@ pub struct Admin;
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let Some(expected) = state.config.admin_token.as_deref() else {
             return Ok(Admin);
         };
         match bearer_token(&parts.headers) {
             Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => Ok(Admin),
-            _ => Err(ApiError::new(
-                ErrorCode::Unauthorized,
-                "this endpoint needs the admin token",
-            )),
+            _ => Err(ApiError::new(ErrorCode::Unauthorized, "this endpoint needs the admin token")),
         }
     }
 }

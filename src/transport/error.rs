@@ -25,8 +25,7 @@ impl From<ErrorBody> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.code.http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.0.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (status, axum::Json(ErrorResponse { error: self.0 })).into_response()
     }
 }
@@ -55,13 +54,9 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         JsonRejection::JsonDataError(e) => {
             // "Failed to deserialize the JSON body into the target type: <field>: <why>"
             let text = e.body_text();
-            text.split_once(": ")
-                .map(|(_, rest)| rest.to_string())
-                .unwrap_or(text)
+            text.split_once(": ").map(|(_, rest)| rest.to_string()).unwrap_or(text)
         }
-        JsonRejection::MissingJsonContentType(_) => {
-            "expected `Content-Type: application/json`".to_string()
-        }
+        JsonRejection::MissingJsonContentType(_) => "expected `Content-Type: application/json`".to_string(),
         other => other.body_text(),
     };
     ApiError::new(ErrorCode::BadRequest, message)

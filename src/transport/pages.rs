@@ -47,11 +47,7 @@ fn is_page(path: &str) -> bool {
 
 /// Gives a page request its session (creating a guest one on a first
 /// visit) as a request extension the pages read.
-pub async fn ensure_session(
-    State(state): State<AppState>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+pub async fn ensure_session(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     if !is_page(req.uri().path()) {
         return next.run(req).await;
     }
@@ -60,27 +56,13 @@ pub async fn ensure_session(
         None => None,
     };
     let (info, new_cookie) = match existing {
-        Some(user) => (
-            SessionInfo {
-                token: None,
-                user_id: user.id.to_string(),
-                user_name: user.name.to_string(),
-            },
-            None,
-        ),
+        Some(user) => {
+            (SessionInfo { token: None, user_id: user.id.to_string(), user_name: user.name.to_string() }, None)
+        }
         None => match state.sessions.create_guest().await {
             Ok(info) => {
-                let cookie = session_cookie(
-                    info.token.as_deref().unwrap_or_default(),
-                    state.config.secure_cookie,
-                );
-                (
-                    SessionInfo {
-                        token: None,
-                        ..info
-                    },
-                    Some(cookie),
-                )
+                let cookie = session_cookie(info.token.as_deref().unwrap_or_default(), state.config.secure_cookie);
+                (SessionInfo { token: None, ..info }, Some(cookie))
             }
             Err(e) => {
                 tracing::error!(error = %e, "could not create a guest session");

@@ -1,15 +1,22 @@
 //! The REST API of PROTOCOL.md section 4: each handler reads the request,
 //! calls the engine and writes the answer.
 
-use app::api::{CreateRoom, DefaultRoomRequest, PatchRoom, RoomList, SessionInfo, SessionRequest};
+use app::api::{
+    ChatPage, CreateRoom, DefaultRoomRequest, FramesAppended, MatchBody, PatchRoom, RoomList, SessionInfo,
+    SessionRequest,
+};
 use app::error::ErrorCode;
 use app::model::{DeleteReason, RoomMetadata};
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::http::header::SET_COOKIE;
+use axum::http::header::{CONTENT_TYPE, SET_COOKIE};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use super::auth::{Admin, CurrentUser, session_cookie};
 use super::error::{ApiError, ApiResult, Json};
@@ -17,19 +24,16 @@ use crate::server::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route(
-            "/api/session",
-            get(get_session).post(create_session).patch(rename_session),
-        )
+        .route("/api/session", get(get_session).post(create_session).patch(rename_session))
         .route("/api/rooms", get(list_rooms).post(create_room))
-        .route(
-            "/api/rooms/{id}",
-            get(get_room).patch(patch_room).delete(delete_room),
-        )
-        .route(
-            "/api/default-room",
-            put(set_default_room).delete(clear_default_room),
-        )
+        .route("/api/rooms/{id}", get(get_room).patch(patch_room).delete(delete_room))
+        .route("/api/default-room", put(set_default_room).delete(clear_default_room))
+        .route("/api/rooms/{id}/frames", get(frame_range).post(append_frames))
+        .route("/api/rooms/{id}/frames/{index}", get(one_frame))
+        .route("/api/rooms/{id}/chat", get(chat_page))
+        .route("/api/match", post(match_room))
+        .route("/api/stats", get(stats))
+        .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/api/{*rest}", axum::routing::any(unknown_endpoint))
 }
@@ -42,10 +46,7 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-async fn create_session(
-    State(state): State<AppState>,
-    Json(req): Json<SessionRequest>,
-) -> ApiResult<Response> {
+async fn create_session(State(state): State<AppState>, Json(req): Json<SessionRequest>) -> ApiResult<Response> {
     let info = state.sessions.create(&req.user_name).await?;
     let token = info.token.clone().unwrap_or_default();
     let cookie = session_cookie(&token, state.config.secure_cookie);
@@ -61,21 +62,12 @@ async fn rename_session(
     who: CurrentUser,
     Json(req): Json<SessionRequest>,
 ) -> ApiResult<Json<SessionInfo>> {
-    let user = state
-        .sessions
-        .rename(&who.token, &who.user, &req.user_name)
-        .await?;
-    Ok(Json(SessionInfo {
-        token: None,
-        user_id: user.id.to_string(),
-        user_name: user.name.to_string(),
-    }))
+    let user = state.sessions.rename(&who.token, &who.user, &req.user_name).await?;
+    Ok(Json(SessionInfo { token: None, user_id: user.id.to_string(), user_name: user.name.to_string() }))
 }
 
 async fn list_rooms(State(state): State<AppState>) -> Json<RoomList> {
-    Json(RoomList {
-        rooms: state.engine.list_rooms().await,
-    })
+    Json(RoomList { rooms: state.engine.list_rooms().await })
 }
 
 async fn create_room(
@@ -87,10 +79,7 @@ async fn create_room(
     Ok((StatusCode::CREATED, Json(room)))
 }
 
-async fn get_room(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<RoomMetadata>> {
+async fn get_room(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<RoomMetadata>> {
     Ok(Json(state.engine.get_room(&id).await?))
 }
 
@@ -103,15 +92,8 @@ async fn patch_room(
     Ok(Json(state.engine.patch_room(&who.user, &id, patch).await?))
 }
 
-async fn delete_room(
-    State(state): State<AppState>,
-    who: CurrentUser,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    state
-        .engine
-        .delete_room(Some(&who.user), &id, DeleteReason::Deleted)
-        .await?;
+async fn delete_room(State(state): State<AppState>, who: CurrentUser, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    state.engine.delete_room(Some(&who.user), &id, DeleteReason::Deleted).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -120,12 +102,129 @@ async fn set_default_room(
     _admin: Admin,
     Json(req): Json<DefaultRoomRequest>,
 ) -> ApiResult<Json<Option<RoomMetadata>>> {
-    Ok(Json(
-        state.engine.set_default_room(Some(&req.room_id)).await?,
-    ))
+    Ok(Json(state.engine.set_default_room(Some(&req.room_id)).await?))
 }
 
 async fn clear_default_room(State(state): State<AppState>, _admin: Admin) -> ApiResult<StatusCode> {
     state.engine.set_default_room(None).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+fn json_text(body: String) -> Response {
+    ([(CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
+    q.map(|Query(v)| v).map_err(|e| ApiError::new(ErrorCode::BadRequest, e.body_text()))
+}
+
+/// `POST /api/rooms/{id}/frames`: a JSON array of 1..=1000 values, each
+/// stored as sent.
+async fn append_frames(
+    State(state): State<AppState>,
+    who: CurrentUser,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult<Json<FramesAppended>> {
+    let limit = state.config.max_append_bytes;
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::new(ErrorCode::TooLarge, format!("an append is at most {limit} bytes")))?;
+    let frames: Vec<Box<RawValue>> = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("the body must be a JSON array of frames: {e}")))?;
+    if frames.is_empty() {
+        return Err(ApiError::new(ErrorCode::BadRequest, "the array holds no frame"));
+    }
+    let max = state.config.max_append_frames;
+    if frames.len() > max {
+        return Err(ApiError::new(ErrorCode::TooLarge, format!("an append holds at most {max} frames")));
+    }
+    let frames = frames.into_iter().map(|f| f.get().to_string()).collect();
+    let frame_count = state.engine.append_frames(&who.user, &id, frames).await?;
+    Ok(Json(FramesAppended { frame_count }))
+}
+
+async fn one_frame(State(state): State<AppState>, Path((id, index)): Path<(String, String)>) -> ApiResult<Response> {
+    let index: u64 =
+        index.parse().map_err(|_| ApiError::new(ErrorCode::BadRequest, "the frame index must be a number"))?;
+    let (mut frames, _) = state.engine.frames(&id, index, 1).await?;
+    match frames.pop() {
+        Some(frame) => Ok(json_text(frame)),
+        None => Err(ApiError::new(ErrorCode::NotFound, format!("no frame {index} in room {id}"))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FrameRange {
+    offset: Option<u64>,
+    limit: Option<u64>,
+}
+
+async fn frame_range(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    q: Result<Query<FrameRange>, QueryRejection>,
+) -> ApiResult<Response> {
+    let q = query(q)?;
+    let offset = q.offset.unwrap_or(0);
+    let limit = q.limit.unwrap_or(100);
+    if limit > crate::engine::MAX_FRAMES_PER_PAGE {
+        return Err(ApiError::new(ErrorCode::BadRequest, "`limit` is at most 1000"));
+    }
+    let (frames, frame_count) = state.engine.frames(&id, offset, limit).await?;
+    // The stored frames are JSON already: join them without re-parsing.
+    let mut body = String::with_capacity(frames.iter().map(|f| f.len() + 1).sum::<usize>() + 64);
+    body.push_str("{\"frames\":[");
+    body.push_str(&frames.join(","));
+    body.push_str(&format!("],\"offset\":{offset},\"frameCount\":{frame_count}}}"));
+    Ok(json_text(body))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChatQuery {
+    before: Option<u64>,
+    limit: Option<u64>,
+}
+
+async fn chat_page(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    q: Result<Query<ChatQuery>, QueryRejection>,
+) -> ApiResult<Json<ChatPage>> {
+    let q = query(q)?;
+    let limit = q.limit.unwrap_or(50);
+    if limit > crate::engine::MAX_CHAT_PER_PAGE {
+        return Err(ApiError::new(ErrorCode::BadRequest, "`limit` is at most 100"));
+    }
+    Ok(Json(state.engine.chat_page(&id, q.before, limit).await?))
+}
+
+async fn match_room(
+    State(state): State<AppState>,
+    who: CurrentUser,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<crate::engine::Matched>> {
+    let req: MatchBody = if body.iter().all(u8::is_ascii_whitespace) {
+        MatchBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))?
+    };
+    Ok(Json(state.engine.match_reserve(&who.user, req.max_members).await?))
+}
+
+async fn stats(State(state): State<AppState>, _admin: Admin) -> Json<crate::engine::Stats> {
+    Json(state.engine.stats().await)
+}
+
+async fn metrics(State(state): State<AppState>, _admin: Admin) -> Response {
+    let stats = state.engine.stats().await;
+    let by_status = [
+        ("waiting", stats.by_status.waiting),
+        ("active", stats.by_status.active),
+        ("finished", stats.by_status.finished),
+    ];
+    let text = state.engine.metrics().prometheus(stats.rooms, by_status);
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

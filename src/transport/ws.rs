@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use app::error::{ErrorBody, ErrorCode};
 use app::ids::room_key;
-use app::protocol::{ClientEvent, ErrorEvent, Reply, Request, ServerEvent};
+use app::protocol::{ClientEvent, ErrorEvent, Reply, Request, ServerEvent, ServerShutdown};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
@@ -30,6 +30,9 @@ pub mod close {
     pub const TOO_BIG: u16 = 1009;
     pub const RESTART: u16 = 1012;
 }
+
+/// How long clients should wait before reconnecting after a shutdown.
+const SHUTDOWN_RETRY_MS: u64 = 1000;
 
 /// How long bad frames are counted for the 1008 rule.
 const BAD_FRAME_WINDOW: Duration = Duration::from_secs(10);
@@ -55,21 +58,16 @@ pub async fn upgrade(
     // Accept oversize frames up to a hard cap so that the protocol limit can
     // be answered with close 1009 rather than a dropped connection.
     let hard_cap = (state.config.max_frame_bytes * 4).max(1 << 20);
-    ws.max_message_size(hard_cap)
-        .max_frame_size(hard_cap)
-        .on_upgrade(move |socket| async move {
-            match user {
-                Some(user) => serve(socket, state, user).await,
-                None => reject(socket).await,
-            }
-        })
+    ws.max_message_size(hard_cap).max_frame_size(hard_cap).on_upgrade(move |socket| async move {
+        match user {
+            Some(user) => serve(socket, state, user).await,
+            None => reject(socket).await,
+        }
+    })
 }
 
 async fn reject(mut socket: WebSocket) {
-    let close = CloseFrame {
-        code: close::UNAUTHORIZED,
-        reason: Utf8Bytes::from_static("unauthorized"),
-    };
+    let close = CloseFrame { code: close::UNAUTHORIZED, reason: Utf8Bytes::from_static("unauthorized") };
     let _ = socket.send(Message::Close(Some(close))).await;
 }
 
@@ -82,21 +80,13 @@ async fn serve(socket: WebSocket, state: AppState, user: User) {
     let engine = state.engine.clone();
     let sid = engine.new_sid();
     let (out, out_rx) = outbound(state.config.outbound_queue);
-    let conn = Arc::new(Connection {
-        sid: sid.clone(),
-        user,
-        out,
-    });
+    let conn = Arc::new(Connection { sid: sid.clone(), user, out });
     let (sink, stream) = socket.split();
     let (control_tx, control_rx) = mpsc::channel(4);
     tracing::debug!(%sid, user = %conn.user.id, "connected");
 
-    let writer = tokio::spawn(write_loop(
-        sink,
-        out_rx,
-        control_rx,
-        state.config.ping_interval(),
-    ));
+    engine.metrics().connected(&conn.user.id);
+    let writer = tokio::spawn(write_loop(sink, out_rx, control_rx, state.config.ping_interval()));
     let mut reader = Reader {
         engine: engine.clone(),
         conn: conn.clone(),
@@ -108,17 +98,11 @@ async fn serve(socket: WebSocket, state: AppState, user: User) {
         max_frame_bytes: state.config.max_frame_bytes,
         max_channels: state.config.max_channels,
     };
-    reader.run(stream, state.config.idle_connection()).await;
+    reader.run(stream, state.config.idle_connection(), state.shutdown.clone()).await;
 
-    let Reader {
-        rooms,
-        overview,
-        control,
-        ..
-    } = reader;
-    engine
-        .disconnect(sid.clone(), rooms.into_values(), overview)
-        .await;
+    let Reader { rooms, overview, control, .. } = reader;
+    engine.disconnect(sid.clone(), rooms.into_values(), overview).await;
+    engine.metrics().disconnected(&conn.user.id);
     drop(control);
     drop(conn);
     let _ = writer.await;
@@ -133,10 +117,7 @@ async fn write_loop(
 ) {
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     let close_with = |code: u16, reason: &'static str| {
-        Message::Close(Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
-        }))
+        Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))
     };
     loop {
         tokio::select! {
@@ -211,15 +192,25 @@ struct Reader {
 }
 
 impl Reader {
-    async fn run(&mut self, mut stream: futures::stream::SplitStream<WebSocket>, idle: Duration) {
+    async fn run(
+        &mut self,
+        mut stream: futures::stream::SplitStream<WebSocket>,
+        idle: Duration,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
         loop {
-            let msg = match tokio::time::timeout(idle, stream.next()).await {
+            if *shutdown.borrow_and_update() {
+                self.shut_down().await;
+                return;
+            }
+            let next = tokio::select! {
+                next = tokio::time::timeout(idle, stream.next()) => next,
+                _ = shutdown.changed() => continue,
+            };
+            let msg = match next {
                 Err(_) => {
                     tracing::debug!(sid = %self.conn.sid, "closing a silent connection");
-                    let _ = self
-                        .control
-                        .send(Control::Close(close::POLICY, "idle"))
-                        .await;
+                    let _ = self.control.send(Control::Close(close::POLICY, "idle")).await;
                     return;
                 }
                 Ok(None) | Ok(Some(Err(_))) => return,
@@ -228,10 +219,7 @@ impl Reader {
             match msg {
                 Message::Text(text) => {
                     if text.len() > self.max_frame_bytes {
-                        let _ = self
-                            .control
-                            .send(Control::Close(close::TOO_BIG, "frame too large"))
-                            .await;
+                        let _ = self.control.send(Control::Close(close::TOO_BIG, "frame too large")).await;
                         return;
                     }
                     if !self.on_text(text.as_str()).await {
@@ -239,10 +227,7 @@ impl Reader {
                     }
                 }
                 Message::Binary(_) => {
-                    let err = ErrorBody::new(
-                        ErrorCode::BadRequest,
-                        "binary frames are not supported; send JSON text",
-                    );
+                    let err = ErrorBody::new(ErrorCode::BadRequest, "binary frames are not supported; send JSON text");
                     if !self.bad_frame(None, None, err).await {
                         return;
                     }
@@ -253,8 +238,16 @@ impl Reader {
         }
     }
 
+    /// Tells the client the server is going away, and closes with 1012.
+    async fn shut_down(&mut self) {
+        let event = ServerEvent::ServerShutdown(ServerShutdown { retry_after_ms: SHUTDOWN_RETRY_MS });
+        self.conn.out.send(&frame(event.to_json()));
+        let _ = self.control.send(Control::Close(close::RESTART, "server restart")).await;
+    }
+
     /// Handles one text frame; false when the connection must close.
     async fn on_text(&mut self, text: &str) -> bool {
+        self.engine.metrics().events_in.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let request = match Request::decode(text) {
             Ok(r) => r,
             Err(e) => {
@@ -277,6 +270,7 @@ impl Reader {
     }
 
     fn send_error(&self, id: Option<u64>, event: Option<String>, err: ErrorBody) {
+        self.engine.metrics().error(err.code);
         let json = match id {
             Some(id) => Reply::err(id, err).to_json(),
             None => ServerEvent::Error(ErrorEvent {
@@ -296,18 +290,11 @@ impl Reader {
         self.send_error(id, event, err);
         let now = Instant::now();
         self.bad_frames.push_back(now);
-        while self
-            .bad_frames
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > BAD_FRAME_WINDOW)
-        {
+        while self.bad_frames.front().is_some_and(|t| now.duration_since(*t) > BAD_FRAME_WINDOW) {
             self.bad_frames.pop_front();
         }
         if self.bad_frames.len() > self.max_bad_frames as usize {
-            let _ = self
-                .control
-                .send(Control::Close(close::POLICY, "too many bad frames"))
-                .await;
+            let _ = self.control.send(Control::Close(close::POLICY, "too many bad frames")).await;
             return false;
         }
         true
@@ -320,10 +307,7 @@ impl Reader {
     fn channel_limit(&self) -> Outcome {
         Outcome::Failed(ErrorBody::new(
             ErrorCode::TooLarge,
-            format!(
-                "a connection may be in at most {} channels",
-                self.max_channels
-            ),
+            format!("a connection may be in at most {} channels", self.max_channels),
         ))
     }
 
@@ -348,11 +332,7 @@ impl Reader {
                 if !self.rooms.contains_key(&key) && self.channel_count() >= self.max_channels {
                     return self.channel_limit();
                 }
-                match self
-                    .engine
-                    .join_room(self.conn.clone(), &join.room_id, join.role, id)
-                    .await
-                {
+                match self.engine.join_room(self.conn.clone(), &join.room_id, join.role, id).await {
                     Ok(canonical) => {
                         self.rooms.insert(key, canonical);
                         Outcome::Replied
@@ -370,19 +350,36 @@ impl Reader {
                     Err(e) => Outcome::Failed(e),
                 }
             }
-            other => {
-                if let Some(room) = other.room_id()
-                    && !self.rooms.contains_key(&room_key(room))
-                {
-                    return Outcome::Failed(not_in_room(room));
+            ClientEvent::Match(m) => {
+                if self.channel_count() >= self.max_channels {
+                    return self.channel_limit();
                 }
-                Outcome::Failed(ErrorBody::new(
-                    ErrorCode::BadRequest,
-                    format!(
-                        "event `{}` is not supported by this server yet",
-                        other.name()
-                    ),
-                ))
+                match self.engine.match_room(self.conn.clone(), m.max_members, id).await {
+                    Ok(canonical) => {
+                        self.rooms.insert(room_key(&canonical), canonical);
+                        Outcome::Replied
+                    }
+                    Err(e) => Outcome::Failed(e),
+                }
+            }
+            other => {
+                let Some(room) = other.room_id().map(str::to_string) else {
+                    return Outcome::Failed(ErrorBody::new(ErrorCode::BadRequest, "not a room event"));
+                };
+                let key = room_key(&room);
+                if !self.rooms.contains_key(&key) {
+                    return Outcome::Failed(not_in_room(&room));
+                }
+                match self.engine.room_event(self.conn.clone(), &room, other).await {
+                    Ok(data) => Outcome::Done(data),
+                    Err(e) => {
+                        if e.code == ErrorCode::NotFound && self.engine.resolve(&room).is_none() {
+                            // The room is gone; so is this connection's place in it.
+                            self.rooms.remove(&key);
+                        }
+                        Outcome::Failed(e)
+                    }
+                }
             }
         }
     }

@@ -85,11 +85,7 @@ impl TestServer {
             {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "server did not come up on port {}",
-                self.port
-            );
+            assert!(Instant::now() < deadline, "server did not come up on port {}", self.port);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -105,10 +101,7 @@ impl TestServer {
     /// Stops the process with SIGTERM and waits for it to exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
         child.wait().expect("wait")
     }
 
@@ -140,10 +133,7 @@ impl TestServer {
 
     /// A new session's token.
     pub async fn session(&self, name: &str) -> String {
-        let (status, body) = self
-            .api(None)
-            .post("/api/session", json!({ "userName": name }))
-            .await;
+        let (status, body) = self.api(None).post("/api/session", json!({ "userName": name })).await;
         assert_eq!(status, 200, "{body}");
         body["token"].as_str().expect("token").to_string()
     }
@@ -175,22 +165,17 @@ impl Api {
         let resp = req.send().await.expect("request");
         let status = resp.status().as_u16();
         let text = resp.text().await.expect("body");
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
+        let body =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         (status, body)
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        self.send(self.http.get(format!("{}{path}", self.base)))
-            .await
+        self.send(self.http.get(format!("{}{path}", self.base))).await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        self.send(self.http.post(format!("{}{path}", self.base)).json(&body))
-            .await
+        self.send(self.http.post(format!("{}{path}", self.base)).json(&body)).await
     }
 
     pub async fn post_raw(&self, path: &str, body: &str) -> (u16, Value) {
@@ -203,18 +188,15 @@ impl Api {
     }
 
     pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
-        self.send(self.http.patch(format!("{}{path}", self.base)).json(&body))
-            .await
+        self.send(self.http.patch(format!("{}{path}", self.base)).json(&body)).await
     }
 
     pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
-        self.send(self.http.put(format!("{}{path}", self.base)).json(&body))
-            .await
+        self.send(self.http.put(format!("{}{path}", self.base)).json(&body)).await
     }
 
     pub async fn delete(&self, path: &str) -> (u16, Value) {
-        self.send(self.http.delete(format!("{}{path}", self.base)))
-            .await
+        self.send(self.http.delete(format!("{}{path}", self.base))).await
     }
 
     /// Creates a room and returns its metadata.
@@ -229,13 +211,7 @@ impl Api {
 pub fn assert_error(answer: &(u16, Value), status: u16, code: &str) {
     assert_eq!(answer.0, status, "{}", answer.1);
     assert_eq!(answer.1["error"]["code"], code, "{}", answer.1);
-    assert!(
-        answer.1["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{}",
-        answer.1
-    );
+    assert!(answer.1["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", answer.1);
 }
 
 /// A protocol client over a real WebSocket.
@@ -255,28 +231,16 @@ pub enum Closed {
 
 impl Ws {
     pub async fn connect(url: &str) -> Ws {
-        let (stream, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .expect("ws connect");
-        Ws {
-            stream,
-            next_id: 0,
-            backlog: Vec::new(),
-        }
+        let (stream, _) = tokio_tungstenite::connect_async(url).await.expect("ws connect");
+        Ws { stream, next_id: 0, backlog: Vec::new() }
     }
 
     pub async fn send_text(&mut self, text: &str) {
-        self.stream
-            .send(Message::Text(text.into()))
-            .await
-            .expect("send");
+        self.stream.send(Message::Text(text.into())).await.expect("send");
     }
 
     pub async fn send_binary(&mut self, bytes: Vec<u8>) {
-        self.stream
-            .send(Message::Binary(bytes.into()))
-            .await
-            .expect("send");
+        self.stream.send(Message::Binary(bytes.into())).await.expect("send");
     }
 
     /// Sends an event without an id.
@@ -288,10 +252,7 @@ impl Ws {
     /// Reads the next JSON message, or `None` when the socket closed.
     pub async fn read(&mut self, within: Duration) -> Option<Value> {
         loop {
-            let msg = tokio::time::timeout(within, self.stream.next())
-                .await
-                .ok()??
-                .ok()?;
+            let msg = tokio::time::timeout(within, self.stream.next()).await.ok()??.ok()?;
             match msg {
                 Message::Text(t) => {
                     return Some(serde_json::from_str(t.as_str()).expect("server sent JSON"));
@@ -316,10 +277,7 @@ impl Ws {
         let deadline = Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let msg = self
-                .read(left)
-                .await
-                .unwrap_or_else(|| panic!("no reply to request {id}"));
+            let msg = self.read(left).await.unwrap_or_else(|| panic!("no reply to request {id}"));
             if msg["event"] == "reply" && msg["id"] == id {
                 return msg;
             }
@@ -329,9 +287,7 @@ impl Ws {
 
     /// Waits for the next event with this name (from the backlog first).
     pub async fn event(&mut self, name: &str) -> Value {
-        self.event_within(name, WAIT)
-            .await
-            .unwrap_or_else(|| panic!("no `{name}` event"))
+        self.event_within(name, WAIT).await.unwrap_or_else(|| panic!("no `{name}` event"))
     }
 
     pub async fn event_within(&mut self, name: &str, within: Duration) -> Option<Value> {
@@ -374,8 +330,7 @@ impl Ws {
                     };
                 }
                 Ok(Some(Ok(Message::Text(t)))) => {
-                    self.backlog
-                        .push(serde_json::from_str(t.as_str()).unwrap_or(Value::Null));
+                    self.backlog.push(serde_json::from_str(t.as_str()).unwrap_or(Value::Null));
                 }
                 Ok(Some(Ok(_))) => {}
             }

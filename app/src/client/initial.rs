@@ -18,9 +18,7 @@ pub fn rooms() -> impl Future<Output = Vec<RoomMetadata>> + Send + 'static {
     }
     #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
     {
-        send_wrapper::SendWrapper::new(async move {
-            super::rest::list_rooms().await.unwrap_or_default()
-        })
+        send_wrapper::SendWrapper::new(async move { super::rest::list_rooms().await.unwrap_or_default() })
     }
     #[cfg(not(any(feature = "ssr", feature = "hydrate")))]
     {
@@ -42,9 +40,7 @@ pub fn room(id: String) -> impl Future<Output = Option<RoomMetadata>> + Send + '
     }
     #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
     {
-        send_wrapper::SendWrapper::new(
-            async move { super::rest::get_room(&id).await.ok().flatten() },
-        )
+        send_wrapper::SendWrapper::new(async move { super::rest::get_room(&id).await.ok().flatten() })
     }
     #[cfg(not(any(feature = "ssr", feature = "hydrate")))]
     {

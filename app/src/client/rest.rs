@@ -4,9 +4,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::api::{
-    CreateRoom, DefaultRoomRequest, PatchRoom, RoomList, SessionInfo, SessionRequest,
-};
+use crate::api::{CreateRoom, DefaultRoomRequest, PatchRoom, RoomList, SessionInfo, SessionRequest};
 use crate::error::{ErrorBody, ErrorCode};
 use crate::model::RoomMetadata;
 
@@ -49,10 +47,7 @@ async fn call<B: Serialize, T: DeserializeOwned>(
     }
     match response.json::<ErrorResponse>().await {
         Ok(e) => Err(e.error),
-        Err(_) => Err(ErrorBody::new(
-            ErrorCode::Internal,
-            format!("HTTP {}", response.status()),
-        )),
+        Err(_) => Err(ErrorBody::new(ErrorCode::Internal, format!("HTTP {}", response.status()))),
     }
 }
 
@@ -62,10 +57,7 @@ async fn call<B: Serialize, T: DeserializeOwned>(
     path: &str,
     _body: Option<&B>,
 ) -> Result<Option<T>, ErrorBody> {
-    Err(ErrorBody::new(
-        ErrorCode::Internal,
-        format!("{method:?} {path}: only the browser calls the REST API"),
-    ))
+    Err(ErrorBody::new(ErrorCode::Internal, format!("{method:?} {path}: only the browser calls the REST API")))
 }
 
 fn missing_body() -> ErrorBody {
@@ -75,17 +67,11 @@ fn missing_body() -> ErrorBody {
 fn path_of(id: &str) -> String {
     // Room ids are [A-Za-z0-9_-], safe in a path as they are; anything else
     // is not a room id and must not reach the URL unescaped.
-    if crate::ids::is_valid_room_id(id) {
-        format!("/api/rooms/{id}")
-    } else {
-        "/api/rooms/%00".into()
-    }
+    if crate::ids::is_valid_room_id(id) { format!("/api/rooms/{id}") } else { "/api/rooms/%00".into() }
 }
 
 pub async fn list_rooms() -> Result<Vec<RoomMetadata>, ErrorBody> {
-    let list: RoomList = call::<(), _>(Method::Get, "/api/rooms", None)
-        .await?
-        .ok_or_else(missing_body)?;
+    let list: RoomList = call::<(), _>(Method::Get, "/api/rooms", None).await?.ok_or_else(missing_body)?;
     Ok(list.rooms)
 }
 
@@ -99,54 +85,34 @@ pub async fn get_room(id: &str) -> Result<Option<RoomMetadata>, ErrorBody> {
 }
 
 pub async fn create_room(req: &CreateRoom) -> Result<RoomMetadata, ErrorBody> {
-    call(Method::Post, "/api/rooms", Some(req))
-        .await?
-        .ok_or_else(missing_body)
+    call(Method::Post, "/api/rooms", Some(req)).await?.ok_or_else(missing_body)
 }
 
 pub async fn patch_room(id: &str, patch: &PatchRoom) -> Result<RoomMetadata, ErrorBody> {
-    call(Method::Patch, &path_of(id), Some(patch))
-        .await?
-        .ok_or_else(missing_body)
+    call(Method::Patch, &path_of(id), Some(patch)).await?.ok_or_else(missing_body)
 }
 
 pub async fn delete_room(id: &str) -> Result<(), ErrorBody> {
-    call::<(), serde_json::Value>(Method::Delete, &path_of(id), None)
-        .await
-        .map(|_| ())
+    call::<(), serde_json::Value>(Method::Delete, &path_of(id), None).await.map(|_| ())
 }
 
 pub async fn set_default_room(id: Option<&str>) -> Result<(), ErrorBody> {
     match id {
         Some(id) => {
-            let body = DefaultRoomRequest {
-                room_id: id.to_string(),
-            };
-            call::<_, serde_json::Value>(Method::Put, "/api/default-room", Some(&body))
-                .await
-                .map(|_| ())
+            let body = DefaultRoomRequest { room_id: id.to_string() };
+            call::<_, serde_json::Value>(Method::Put, "/api/default-room", Some(&body)).await.map(|_| ())
         }
-        None => call::<(), serde_json::Value>(Method::Delete, "/api/default-room", None)
-            .await
-            .map(|_| ()),
+        None => call::<(), serde_json::Value>(Method::Delete, "/api/default-room", None).await.map(|_| ()),
     }
 }
 
 /// A fresh session (the server sets the cookie).
 pub async fn new_session(user_name: &str) -> Result<SessionInfo, ErrorBody> {
-    let body = SessionRequest {
-        user_name: user_name.to_string(),
-    };
-    call(Method::Post, "/api/session", Some(&body))
-        .await?
-        .ok_or_else(missing_body)
+    let body = SessionRequest { user_name: user_name.to_string() };
+    call(Method::Post, "/api/session", Some(&body)).await?.ok_or_else(missing_body)
 }
 
 pub async fn rename(user_name: &str) -> Result<SessionInfo, ErrorBody> {
-    let body = SessionRequest {
-        user_name: user_name.to_string(),
-    };
-    call(Method::Patch, "/api/session", Some(&body))
-        .await?
-        .ok_or_else(missing_body)
+    let body = SessionRequest { user_name: user_name.to_string() };
+    call(Method::Patch, "/api/session", Some(&body)).await?.ok_or_else(missing_body)
 }

@@ -100,10 +100,7 @@ impl Socket {
         #[cfg(not(feature = "hydrate"))]
         {
             let _ = event;
-            Err(ErrorBody::new(
-                crate::error::ErrorCode::Internal,
-                "no socket outside the browser",
-            ))
+            Err(ErrorBody::new(crate::error::ErrorCode::Internal, "no socket outside the browser"))
         }
     }
 }
@@ -126,8 +123,7 @@ mod live {
     use crate::error::{ErrorBody, ErrorCode};
     use crate::model::DeleteReason;
     use crate::protocol::{
-        ClientEvent, Empty, JoinOverviewReply, JoinRoom, JoinRoomReply, Request, RoomRef,
-        ServerEvent, ServerMessage,
+        ClientEvent, Empty, JoinOverviewReply, JoinRoom, JoinRoomReply, Request, RoomRef, ServerEvent, ServerMessage,
     };
 
     const UNAUTHORIZED: u16 = 4001;
@@ -162,11 +158,7 @@ mod live {
             };
             inner.next_id += 1;
             let id = inner.next_id;
-            let text = serde_json::to_string(&Request {
-                event,
-                id: Some(id),
-            })
-            .unwrap_or_default();
+            let text = serde_json::to_string(&Request { event, id: Some(id) }).unwrap_or_default();
             inner.pending.insert(id, pending);
             out.unbounded_send(text).is_ok()
         })
@@ -175,10 +167,7 @@ mod live {
     fn join_event(channel: &Channel) -> ClientEvent {
         match channel {
             Channel::Overview => ClientEvent::JoinOverview(Empty {}),
-            Channel::Room(id) => ClientEvent::JoinRoom(JoinRoom {
-                room_id: id.clone(),
-                role: None,
-            }),
+            Channel::Room(id) => ClientEvent::JoinRoom(JoinRoom { room_id: id.clone(), role: None }),
         }
     }
 
@@ -208,9 +197,7 @@ mod live {
             Channel::Overview => ClientEvent::LeaveOverview(Empty {}),
             Channel::Room(id) => {
                 socket.store.forget_presence(id);
-                ClientEvent::LeaveRoom(RoomRef {
-                    room_id: id.clone(),
-                })
+                ClientEvent::LeaveRoom(RoomRef { room_id: id.clone() })
             }
         };
         send(socket, event, Pending::Ignore);
@@ -219,13 +206,9 @@ mod live {
     pub async fn request(socket: Socket, event: ClientEvent) -> Result<Value, ErrorBody> {
         let (tx, rx) = oneshot::channel();
         if !send(socket, event, Pending::Request(tx)) {
-            return Err(ErrorBody::new(
-                ErrorCode::Internal,
-                "not connected; try again in a moment",
-            ));
+            return Err(ErrorBody::new(ErrorCode::Internal, "not connected; try again in a moment"));
         }
-        rx.await
-            .unwrap_or_else(|_| Err(ErrorBody::new(ErrorCode::Internal, "the connection closed")))
+        rx.await.unwrap_or_else(|_| Err(ErrorBody::new(ErrorCode::Internal, "the connection closed")))
     }
 
     pub fn start(socket: Socket) {
@@ -237,11 +220,7 @@ mod live {
 
     fn url() -> Option<String> {
         let location = web_sys::window()?.location();
-        let scheme = if location.protocol().ok()? == "https:" {
-            "wss"
-        } else {
-            "ws"
-        };
+        let scheme = if location.protocol().ok()? == "https:" { "wss" } else { "ws" };
         Some(format!("{scheme}://{}/ws", location.host().ok()?))
     }
 
@@ -263,10 +242,7 @@ mod live {
                 inner.out = None;
                 for (_, p) in inner.pending.drain() {
                     if let Pending::Request(tx) = p {
-                        let _ = tx.send(Err(ErrorBody::new(
-                            ErrorCode::Internal,
-                            "the connection closed",
-                        )));
+                        let _ = tx.send(Err(ErrorBody::new(ErrorCode::Internal, "the connection closed")));
                     }
                 }
             });
@@ -287,10 +263,7 @@ mod live {
         let (mut write, mut read) = ws.split();
         let (tx, mut rx) = mpsc::unbounded::<String>();
         spawn_local(async move {
-            if futures::future::poll_fn(|cx| write.poll_ready_unpin(cx))
-                .await
-                .is_err()
-            {
+            if futures::future::poll_fn(|cx| write.poll_ready_unpin(cx)).await.is_err() {
                 return;
             }
             socket.status.set(ConnectionStatus::Connected);
@@ -329,10 +302,7 @@ mod live {
                 let result = match (reply.ok, reply.data, reply.error) {
                     (true, data, _) => Ok(data.unwrap_or(Value::Null)),
                     (false, _, Some(e)) => Err(e),
-                    (false, _, None) => Err(ErrorBody::new(
-                        ErrorCode::Internal,
-                        "failed without a reason",
-                    )),
+                    (false, _, None) => Err(ErrorBody::new(ErrorCode::Internal, "failed without a reason")),
                 };
                 match pending {
                     Some(Pending::Request(tx)) => {
@@ -348,9 +318,7 @@ mod live {
     }
 
     fn wanted(socket: Socket, channel: &Channel) -> bool {
-        with(socket, |inner| {
-            inner.channels.iter().any(|c| c.same(channel))
-        })
+        with(socket, |inner| inner.channels.iter().any(|c| c.same(channel)))
     }
 
     fn on_join_reply(socket: Socket, channel: Channel, result: Result<Value, ErrorBody>) {
@@ -359,12 +327,10 @@ mod live {
         }
         let store = socket.store;
         match (&channel, result) {
-            (Channel::Overview, Ok(data)) => {
-                match serde_json::from_value::<JoinOverviewReply>(data) {
-                    Ok(reply) => store.replace_all(reply.rooms),
-                    Err(e) => leptos::logging::warn!("bad join:overview reply: {e}"),
-                }
-            }
+            (Channel::Overview, Ok(data)) => match serde_json::from_value::<JoinOverviewReply>(data) {
+                Ok(reply) => store.replace_all(reply.rooms),
+                Err(e) => leptos::logging::warn!("bad join:overview reply: {e}"),
+            },
             (Channel::Room(id), Ok(data)) => match serde_json::from_value::<JoinRoomReply>(data) {
                 Ok(reply) => {
                     store.set_presence(&reply.room.id, reply.presence);

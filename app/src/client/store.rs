@@ -60,10 +60,8 @@ impl Store {
     /// Keys of every known room: the default room first, then newest first.
     pub fn sorted_keys(&self) -> Vec<String> {
         self.rooms.with(|m| {
-            let mut list: Vec<(bool, f64, String)> = m
-                .iter()
-                .map(|(k, r)| r.with_untracked(|r| (r.is_default, r.created_at, k.clone())))
-                .collect();
+            let mut list: Vec<(bool, f64, String)> =
+                m.iter().map(|(k, r)| r.with_untracked(|r| (r.is_default, r.created_at, k.clone()))).collect();
             list.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2)));
             list.into_iter().map(|(_, _, k)| k).collect()
         })
@@ -71,8 +69,7 @@ impl Store {
 
     /// A copy of every room, for tests and debugging.
     pub fn snapshot(&self) -> Vec<RoomMetadata> {
-        self.rooms
-            .with_untracked(|m| m.values().map(|r| r.get_untracked()).collect())
+        self.rooms.with_untracked(|m| m.values().map(|r| r.get_untracked()).collect())
     }
 
     fn insert(&self, room: RoomMetadata) {
@@ -110,11 +107,9 @@ impl Store {
 
     /// Replaces every room with an `overview:public` snapshot.
     pub fn replace_all(&self, rooms: Vec<RoomMetadata>) {
-        let fresh: HashMap<String, RoomMetadata> =
-            rooms.into_iter().map(|r| (room_key(&r.id), r)).collect();
-        let same_rooms = self
-            .rooms
-            .with_untracked(|m| m.len() == fresh.len() && fresh.keys().all(|k| m.contains_key(k)));
+        let fresh: HashMap<String, RoomMetadata> = rooms.into_iter().map(|r| (room_key(&r.id), r)).collect();
+        let same_rooms =
+            self.rooms.with_untracked(|m| m.len() == fresh.len() && fresh.keys().all(|k| m.contains_key(k)));
         if same_rooms {
             for room in fresh.into_values() {
                 self.insert(room);
@@ -153,9 +148,7 @@ impl Store {
 
     /// Takes one room rendered by the server if it is newer than ours.
     pub fn seed_room(&self, room: RoomMetadata) {
-        let newer = self
-            .room_untracked(&room.id)
-            .is_none_or(|r| r.with_untracked(|r| r.version) < room.version);
+        let newer = self.room_untracked(&room.id).is_none_or(|r| r.with_untracked(|r| r.version) < room.version);
         if newer {
             self.insert(room);
         }
@@ -183,8 +176,7 @@ impl Store {
 
     /// Presence of a room, in join order.
     pub fn presence(&self, id: &str) -> Vec<Presence> {
-        self.presence
-            .with(|p| p.get(&room_key(id)).cloned().unwrap_or_default())
+        self.presence.with(|p| p.get(&room_key(id)).cloned().unwrap_or_default())
     }
 
     pub fn set_presence(&self, id: &str, list: Vec<Presence>) {

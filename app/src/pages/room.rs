@@ -34,10 +34,7 @@ pub fn RoomPage() -> impl IntoView {
     Effect::new(move |_| {
         let now = id.get();
         let mut joined = current.lock().unwrap_or_else(|e| e.into_inner());
-        if joined
-            .as_deref()
-            .is_some_and(|j| j.eq_ignore_ascii_case(&now))
-        {
+        if joined.as_deref().is_some_and(|j| j.eq_ignore_ascii_case(&now)) {
             return;
         }
         if let Some(previous) = joined.take() {
@@ -61,10 +58,7 @@ pub fn RoomPage() -> impl IntoView {
         let here = id.get_untracked();
         if removal.key == room_key(&here) {
             store.removed.set(None);
-            store.notice.set(Some(format!(
-                "Room {here} was {}.",
-                reason_text(removal.reason)
-            )));
+            store.notice.set(Some(format!("Room {here} was {}.", reason_text(removal.reason))));
             navigate("/rooms", Default::default());
         }
     });
@@ -100,9 +94,7 @@ fn RoomDetails(room: RwSignal<RoomMetadata>) -> impl IntoView {
     let store = use_store();
     let id = room.with_untracked(|r| r.id.clone());
     let is_host = move || {
-        let me = store
-            .session
-            .with(|s| s.as_ref().map(|s| s.user_id.clone()));
+        let me = store.session.with(|s| s.as_ref().map(|s| s.user_id.clone()));
         room.with(|r| r.host_user_id.is_some() && r.host_user_id == me)
     };
     let presence = {
@@ -151,9 +143,7 @@ fn HostControls(room: RwSignal<RoomMetadata>) -> impl IntoView {
     let confirm_lock = RwSignal::new(false);
     let locked = move || room.with(|r| r.locked);
 
-    let run = move |action: std::pin::Pin<
-        Box<dyn Future<Output = Result<(), crate::error::ErrorBody>>>,
-    >| {
+    let run = move |action: std::pin::Pin<Box<dyn Future<Output = Result<(), crate::error::ErrorBody>>>>| {
         spawn_local(async move {
             match action.await {
                 Ok(()) => error.set(None),
@@ -165,9 +155,7 @@ fn HostControls(room: RwSignal<RoomMetadata>) -> impl IntoView {
         let id = id.clone();
         move |p: PatchRoom| {
             let id = id.clone();
-            run(Box::pin(async move {
-                rest::patch_room(&id, &p).await.map(|_| ())
-            }));
+            run(Box::pin(async move { rest::patch_room(&id, &p).await.map(|_| ()) }));
         }
     };
     let save = {
@@ -176,30 +164,19 @@ fn HostControls(room: RwSignal<RoomMetadata>) -> impl IntoView {
             ev.prevent_default();
             let text = draft.get_untracked();
             let description = (!text.trim().is_empty()).then(|| text.trim().to_string());
-            patch(PatchRoom {
-                description: Some(description),
-                ..Default::default()
-            });
+            patch(PatchRoom { description: Some(description), ..Default::default() });
         }
     };
     let toggle_hidden = {
         let patch = patch.clone();
-        move |_| {
-            patch(PatchRoom {
-                hidden: Some(!room.get_untracked().hidden),
-                ..Default::default()
-            })
-        }
+        move |_| patch(PatchRoom { hidden: Some(!room.get_untracked().hidden), ..Default::default() })
     };
     let lock = {
         let patch = patch.clone();
         move |_| {
             if confirm_lock.get_untracked() {
                 confirm_lock.set(false);
-                patch(PatchRoom {
-                    locked: Some(true),
-                    ..Default::default()
-                });
+                patch(PatchRoom { locked: Some(true), ..Default::default() });
             } else {
                 confirm_lock.set(true);
             }
@@ -210,9 +187,7 @@ fn HostControls(room: RwSignal<RoomMetadata>) -> impl IntoView {
         move |_| {
             let id = id.clone();
             let make = !room.get_untracked().is_default;
-            run(Box::pin(async move {
-                rest::set_default_room(make.then_some(id.as_str())).await
-            }));
+            run(Box::pin(async move { rest::set_default_room(make.then_some(id.as_str())).await }));
         }
     };
     let delete = {

@@ -50,10 +50,7 @@ pub fn RoomsPage() -> impl IntoView {
 fn matches(room: &RoomMetadata, needle: &str) -> bool {
     needle.is_empty()
         || room.id.to_lowercase().contains(needle)
-        || room
-            .description
-            .as_deref()
-            .is_some_and(|d| d.to_lowercase().contains(needle))
+        || room.description.as_deref().is_some_and(|d| d.to_lowercase().contains(needle))
 }
 
 #[component]
