@@ -1,5 +1,6 @@
 //! The Roomcast server: configuration, storage, the room engine and its
 //! transports. `main.rs` only parses flags and calls [`server::run`].
+#![recursion_limit = "512"]
 
 pub mod config;
 pub mod engine;

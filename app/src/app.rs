@@ -13,6 +13,7 @@ use crate::pages::lobby::LobbyPage;
 use crate::pages::not_found::NotFound;
 use crate::pages::room::RoomPage;
 use crate::pages::rooms::RoomsPage;
+use crate::pages::stats::StatsPage;
 
 /// The HTML document around the app (server only). The session is written
 /// on `<body>` so the browser starts from the same state the server
@@ -85,6 +86,7 @@ pub fn App() -> impl IntoView {
                 <A href="/" attr:class="brand">"Roomcast"</A>
                 <nav>
                     <A href="/rooms">"Rooms"</A>
+                    <A href="/stats">"Stats"</A>
                 </nav>
                 <span class="spacer"></span>
                 <span class="user" data-testid="user-name">{user_name}</span>
@@ -95,6 +97,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=LobbyPage/>
                     <Route path=path!("/rooms") view=RoomsPage ssr=SsrMode::Async/>
                     <Route path=path!("/rooms/:id") view=RoomPage ssr=SsrMode::Async/>
+                    <Route path=path!("/stats") view=StatsPage/>
                 </Routes>
             </main>
         </Router>

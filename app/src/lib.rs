@@ -1,6 +1,7 @@
 //! Shared by the Roomcast server and its browser client: the room model,
 //! the wire protocol, the delta rule, and the Leptos app (store, socket,
 //! pages). Build with exactly one of the `ssr` or `hydrate` features.
+#![recursion_limit = "512"]
 
 pub mod api;
 pub mod client;

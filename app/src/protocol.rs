@@ -451,6 +451,9 @@ pub struct JoinOverviewReply {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JoinRoomReply {
+    /// The joining connection's own id (an addition to PROTOCOL.md: a
+    /// client needs it to know which presence entry and presenter is its own).
+    pub sid: String,
     pub room: RoomMetadata,
     pub role: Role,
     pub presence: Vec<Presence>,

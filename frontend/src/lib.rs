@@ -1,4 +1,5 @@
 //! The hydrate entry point: the browser half of Roomcast, compiled to WASM.
+#![recursion_limit = "512"]
 
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {

@@ -518,6 +518,7 @@ impl RoomActor {
         if let Some(id) = reply_id {
             let chat = self.recent_chat().await.unwrap_or_default();
             let data = JoinRoomReply {
+                sid: sid.to_string(),
                 room: self.meta.clone(),
                 role,
                 presence: self.presence_list(),

@@ -116,3 +116,29 @@ pub async fn rename(user_name: &str) -> Result<SessionInfo, ErrorBody> {
     let body = SessionRequest { user_name: user_name.to_string() };
     call(Method::Patch, "/api/session", Some(&body)).await?.ok_or_else(missing_body)
 }
+
+/// One frame of a room.
+pub async fn get_frame(id: &str, index: u64) -> Result<serde_json::Value, ErrorBody> {
+    call::<(), _>(Method::Get, &format!("{}/frames/{index}", path_of(id)), None).await?.ok_or_else(missing_body)
+}
+
+/// Appends frames; returns the room's frame count.
+pub async fn append_frames(id: &str, frames: &[serde_json::Value]) -> Result<u64, ErrorBody> {
+    let done: crate::api::FramesAppended =
+        call(Method::Post, &format!("{}/frames", path_of(id)), Some(&frames)).await?.ok_or_else(missing_body)?;
+    Ok(done.frame_count)
+}
+
+/// Chat messages older than `before`, oldest first.
+pub async fn chat_before(id: &str, before: u64, limit: u64) -> Result<Vec<crate::model::ChatMessage>, ErrorBody> {
+    let page: crate::api::ChatPage =
+        call::<(), _>(Method::Get, &format!("{}/chat?before={before}&limit={limit}", path_of(id)), None)
+            .await?
+            .ok_or_else(missing_body)?;
+    Ok(page.messages)
+}
+
+/// `GET /api/stats`, as raw JSON.
+pub async fn stats() -> Result<serde_json::Value, ErrorBody> {
+    call::<(), _>(Method::Get, "/api/stats", None).await?.ok_or_else(missing_body)
+}

@@ -196,7 +196,7 @@ mod live {
         let event = match &channel {
             Channel::Overview => ClientEvent::LeaveOverview(Empty {}),
             Channel::Room(id) => {
-                socket.store.forget_presence(id);
+                socket.store.forget_room_state(id);
                 ClientEvent::LeaveRoom(RoomRef { room_id: id.clone() })
             }
         };
@@ -332,10 +332,7 @@ mod live {
                 Err(e) => leptos::logging::warn!("bad join:overview reply: {e}"),
             },
             (Channel::Room(id), Ok(data)) => match serde_json::from_value::<JoinRoomReply>(data) {
-                Ok(reply) => {
-                    store.set_presence(&reply.room.id, reply.presence);
-                    store.replace_room(reply.room);
-                }
+                Ok(reply) => store.joined(reply.sid, reply.presence, reply.chat, reply.frame, reply.room),
                 Err(e) => leptos::logging::warn!("bad join:room reply for {id}: {e}"),
             },
             (Channel::Room(id), Err(e)) if e.code == ErrorCode::NotFound => {
@@ -355,6 +352,13 @@ mod live {
             ServerEvent::PresenceJoin(p) => store.presence_joined(p),
             ServerEvent::PresenceLeave(p) => store.presence_left(&p.room_id, &p.sid),
             ServerEvent::ServerShutdown(_) => socket.status.set(ConnectionStatus::Reconnecting),
+            ServerEvent::ChatMessageNew(e) | ServerEvent::ChatMessageUpdated(e) => store.chat_message(e.message),
+            ServerEvent::FrameUpdate(f) => store.set_shared_frame(&f.room_id, f.frame),
+            ServerEvent::RoomWarning(w) => store.warning.set(Some(crate::client::store::Warning {
+                key: crate::ids::room_key(&w.room_id),
+                until_ms: js_sys::Date::now() + w.seconds_remaining as f64 * 1000.0,
+                message: w.message,
+            })),
             ServerEvent::Error(e) => {
                 leptos::logging::warn!("server error: {} {}", e.code, e.message)
             }

@@ -9,7 +9,15 @@ use leptos::prelude::*;
 use crate::api::SessionInfo;
 use crate::delta::{Decision, RoomDelta, decide};
 use crate::ids::room_key;
-use crate::model::{DeleteReason, Presence, RoomMetadata};
+use crate::model::{ChatMessage, DeleteReason, Presence, RoomMetadata};
+
+/// An idle warning: the room closes at `until_ms` (browser clock, ms).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Warning {
+    pub key: String,
+    pub until_ms: f64,
+    pub message: String,
+}
 
 /// A room's removal, as a room page sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +35,14 @@ pub struct Store {
     overview_synced: RwSignal<bool>,
     /// Presence of the rooms this tab is in, by room key.
     presence: RwSignal<HashMap<String, Vec<Presence>>>,
+    /// Chat of the rooms this tab is in, oldest first, by room key.
+    chat: RwSignal<HashMap<String, Vec<ChatMessage>>>,
+    /// The presenter's shared frame, by room key.
+    shared_frame: RwSignal<HashMap<String, u64>>,
+    /// This tab's connection id in each room it joined.
+    my_sid: RwSignal<HashMap<String, String>>,
+    /// The current idle warning, if any.
+    pub warning: RwSignal<Option<Warning>>,
     /// The last room that went away, for the page showing it.
     pub removed: RwSignal<Option<Removal>>,
     /// A one-line message for the room list ("Room X was deleted").
@@ -45,6 +61,10 @@ impl Store {
             rooms: RwSignal::new(HashMap::new()),
             overview_synced: RwSignal::new(false),
             presence: RwSignal::new(HashMap::new()),
+            chat: RwSignal::new(HashMap::new()),
+            shared_frame: RwSignal::new(HashMap::new()),
+            my_sid: RwSignal::new(HashMap::new()),
+            warning: RwSignal::new(None),
             removed: RwSignal::new(None),
             notice: RwSignal::new(None),
             session: RwSignal::new(session),
@@ -201,9 +221,87 @@ impl Store {
         });
     }
 
-    pub fn forget_presence(&self, id: &str) {
+    /// Forgets the live state of a room this tab left.
+    pub fn forget_room_state(&self, id: &str) {
+        let key = room_key(id);
         self.presence.update(|p| {
-            p.remove(&room_key(id));
+            p.remove(&key);
+        });
+        self.chat.update(|c| {
+            c.remove(&key);
+        });
+        self.my_sid.update(|m| {
+            m.remove(&key);
+        });
+        if self.warning.with_untracked(|w| w.as_ref().is_some_and(|w| w.key == key)) {
+            self.warning.set(None);
+        }
+    }
+
+    /// Takes a `join:room` reply: who is there, the chat, the shared frame
+    /// and this tab's own connection id.
+    pub fn joined(
+        &self,
+        sid: String,
+        presence: Vec<Presence>,
+        chat: Vec<ChatMessage>,
+        frame: Option<u64>,
+        room: RoomMetadata,
+    ) {
+        let key = room_key(&room.id);
+        self.set_presence(&room.id, presence);
+        self.chat.update(|c| {
+            c.insert(key.clone(), chat);
+        });
+        self.shared_frame.update(|f| match frame {
+            Some(n) => {
+                f.insert(key.clone(), n);
+            }
+            None => {
+                f.remove(&key);
+            }
+        });
+        self.my_sid.update(|m| {
+            m.insert(key, sid);
+        });
+        self.replace_room(room);
+    }
+
+    pub fn my_sid(&self, id: &str) -> Option<String> {
+        self.my_sid.with(|m| m.get(&room_key(id)).cloned())
+    }
+
+    pub fn chat(&self, id: &str) -> Vec<ChatMessage> {
+        self.chat.with(|c| c.get(&room_key(id)).cloned().unwrap_or_default())
+    }
+
+    /// Adds or replaces (an edit) a chat message, keeping id order.
+    pub fn chat_message(&self, message: ChatMessage) {
+        self.chat.update(|c| {
+            let list = c.entry(room_key(&message.room_id)).or_default();
+            match list.binary_search_by_key(&message.id, |m| m.id) {
+                Ok(i) => list[i] = message,
+                Err(i) => list.insert(i, message),
+            }
+        });
+    }
+
+    /// Puts older messages (a page from the history) in front.
+    pub fn older_chat(&self, id: &str, older: Vec<ChatMessage>) {
+        for m in older {
+            if m.room_id.eq_ignore_ascii_case(id) {
+                self.chat_message(m);
+            }
+        }
+    }
+
+    pub fn shared_frame(&self, id: &str) -> Option<u64> {
+        self.shared_frame.with(|f| f.get(&room_key(id)).copied())
+    }
+
+    pub fn set_shared_frame(&self, id: &str, frame: u64) {
+        self.shared_frame.update(|f| {
+            f.insert(room_key(id), frame);
         });
     }
 }

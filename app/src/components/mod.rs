@@ -1,5 +1,9 @@
-//! Pieces shared by several pages.
+//! Pieces shared by several pages, or big enough for a file of their own.
 
+pub mod chat;
 pub mod connection;
+pub mod frames;
 pub mod lock_pill;
+pub mod presence;
 pub mod room_forms;
+pub mod warning;

@@ -5,3 +5,4 @@ pub mod lobby;
 pub mod not_found;
 pub mod room;
 pub mod rooms;
+pub mod stats;

@@ -8,10 +8,15 @@ use leptos_router::hooks::{use_navigate, use_params_map};
 
 use crate::api::PatchRoom;
 use crate::client::{Channel, initial, rest, use_socket, use_store};
+use crate::components::chat::ChatPanel;
+use crate::components::frames::{FrameViewer, Upload};
 use crate::components::lock_pill::LockPill;
+use crate::components::presence::PresenceList;
+use crate::components::warning::WarningBanner;
 use crate::ids::room_key;
-use crate::model::{DeleteReason, RoomMetadata};
+use crate::model::{DeleteReason, RoomMetadata, RoomStatus};
 use crate::pages::not_found::NotFound;
+use crate::protocol::{ClientEvent, RoomRef};
 
 fn reason_text(reason: DeleteReason) -> &'static str {
     match reason {
@@ -92,19 +97,44 @@ fn RoomView(id: String) -> impl IntoView {
 #[component]
 fn RoomDetails(room: RwSignal<RoomMetadata>) -> impl IntoView {
     let store = use_store();
+    let socket = use_socket();
     let id = room.with_untracked(|r| r.id.clone());
     let is_host = move || {
         let me = store.session.with(|s| s.as_ref().map(|s| s.user_id.clone()));
         room.with(|r| r.host_user_id.is_some() && r.host_user_id == me)
     };
-    let presence = {
-        let id = id.clone();
-        move || store.presence(&id)
+    let seats = move || {
+        room.with(|r| match r.max_members {
+            0 => format!("{} members", r.member_count),
+            max => format!("{}/{} seats", r.member_count, max),
+        })
     };
+    let status_error = RwSignal::new(None::<String>);
+    let set_status = {
+        let id = id.clone();
+        move |start: bool| {
+            let room_id = id.clone();
+            spawn_local(async move {
+                let room = RoomRef { room_id };
+                let event = if start { ClientEvent::RoomStart(room) } else { ClientEvent::RoomFinish(room) };
+                match socket.request(event).await {
+                    Ok(_) => status_error.set(None),
+                    Err(e) => status_error.set(Some(e.message)),
+                }
+            });
+        }
+    };
+    let start = {
+        let set_status = set_status.clone();
+        move |_| set_status(true)
+    };
+    let finish = move |_| set_status(false);
     view! {
         <section class="room" data-testid="room" data-room-id=id.clone()>
+            <WarningBanner room_id=id.clone()/>
             <h1>
                 <span data-testid="room-id">{id.clone()}</span>
+                <span class="badge status" data-testid="status-badge">{move || room.with(|r| r.status.as_str())}</span>
                 <LockPill room/>
                 {move || room.with(|r| r.is_default).then(|| view! { <span class="badge default" data-testid="default-marker">"default"</span> })}
                 {move || room.with(|r| r.hidden).then(|| view! { <span class="badge">"hidden"</span> })}
@@ -115,20 +145,29 @@ fn RoomDetails(room: RwSignal<RoomMetadata>) -> impl IntoView {
             <dl class="facts">
                 <dt>"Status"</dt><dd data-testid="room-status">{move || room.with(|r| r.status.as_str())}</dd>
                 <dt>"Host"</dt><dd data-testid="room-host">{move || room.with(|r| r.host_name.clone().unwrap_or_else(|| "nobody".into()))}</dd>
+                <dt>"Seats"</dt><dd data-testid="seat-counter">{seats}</dd>
                 <dt>"Members"</dt><dd data-testid="member-count">{move || room.with(|r| r.member_count)}</dd>
                 <dt>"Spectators"</dt><dd data-testid="spectator-count">{move || room.with(|r| r.spectator_count)}</dd>
                 <dt>"Connections"</dt><dd data-testid="connection-count">{move || room.with(|r| r.connection_count)}</dd>
                 <dt>"Frames"</dt><dd data-testid="room-frame-count">{move || room.with(|r| r.frame_count)}</dd>
             </dl>
             <Show when=is_host>
+                <div class="row">
+                    <button data-testid="start" on:click=start.clone() prop:disabled=move || room.with(|r| r.status == RoomStatus::Active)>"Start"</button>
+                    <button data-testid="finish" on:click=finish.clone() prop:disabled=move || room.with(|r| r.status != RoomStatus::Active)>"Finish"</button>
+                    <span class="error">{move || status_error.get()}</span>
+                </div>
                 <HostControls room/>
             </Show>
             <h2>"Present"</h2>
-            <ul class="presence" data-testid="presence">
-                <For each=presence key=|p| p.sid.clone() let:p>
-                    <li data-sid=p.sid.clone()>{p.user_name.clone()} <span class="muted">{format!(" ({})", match p.role { crate::model::Role::Member => "member", crate::model::Role::Spectator => "spectator" })}</span></li>
-                </For>
-            </ul>
+            <PresenceList room/>
+            <div class="room-grid">
+                <div>
+                    <FrameViewer room/>
+                    <Upload room/>
+                </div>
+                <ChatPanel room_id=id.clone()/>
+            </div>
         </section>
     }
 }

@@ -77,6 +77,7 @@ fn RoomTable(show_hidden: RwSignal<bool>, filter: RwSignal<String>) -> impl Into
                     <th class="num">"Frames"</th>
                     <th>"Status"</th>
                     <th class="num">"Members"</th>
+                    <th class="num">"Spectators"</th>
                     <th class="num">"Connections"</th>
                     <th>"Lock"</th>
                 </tr>
@@ -112,6 +113,7 @@ fn RoomRow(room: RwSignal<RoomMetadata>) -> impl IntoView {
             <td class="num" data-testid="frame-count">{move || room.with(|r| r.frame_count)}</td>
             <td data-testid="status">{move || room.with(|r| r.status.as_str())}</td>
             <td class="num" data-testid="members">{seats}</td>
+            <td class="num" data-testid="spectators">{move || room.with(|r| r.spectator_count)}</td>
             <td class="num" data-testid="connections">{move || room.with(|r| r.connection_count)}</td>
             <td><LockPill room/></td>
         </tr>

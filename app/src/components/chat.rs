@@ -1,0 +1,135 @@
+//! The room's chat: history on join, live messages, editing one's own,
+//! and older pages on demand.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::client::{rest, use_socket, use_store};
+use crate::model::ChatMessage;
+use crate::protocol::{ChatEdit, ChatReply, ChatSend, ClientEvent};
+
+#[component]
+pub fn ChatPanel(room_id: String) -> impl IntoView {
+    let store = use_store();
+    let socket = use_socket();
+    let draft = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let editing = RwSignal::new(None::<u64>);
+    let edit_text = RwSignal::new(String::new());
+    let me = move || store.session.with(|s| s.as_ref().map(|s| s.user_id.clone()));
+    let messages = {
+        let room_id = room_id.clone();
+        move || store.chat(&room_id)
+    };
+
+    let take_reply = move |result: Result<serde_json::Value, crate::error::ErrorBody>| match result.and_then(|v| {
+        serde_json::from_value::<ChatReply>(v)
+            .map_err(|e| crate::error::ErrorBody::new(crate::error::ErrorCode::Internal, e.to_string()))
+    }) {
+        Ok(reply) => {
+            error.set(None);
+            store.chat_message(reply.message);
+            true
+        }
+        Err(e) => {
+            error.set(Some(e.message));
+            false
+        }
+    };
+
+    let send = {
+        let room_id = room_id.clone();
+        move |ev: leptos::ev::SubmitEvent| {
+            ev.prevent_default();
+            let text = draft.get_untracked();
+            if text.trim().is_empty() {
+                return;
+            }
+            let room_id = room_id.clone();
+            spawn_local(async move {
+                let result = socket.request(ClientEvent::ChatSend(ChatSend { room_id, text })).await;
+                if take_reply(result) {
+                    draft.set(String::new());
+                }
+            });
+        }
+    };
+    let save_edit = {
+        let room_id = room_id.clone();
+        move |ev: leptos::ev::SubmitEvent| {
+            ev.prevent_default();
+            let Some(message_id) = editing.get_untracked() else { return };
+            let (room_id, text) = (room_id.clone(), edit_text.get_untracked());
+            spawn_local(async move {
+                let result = socket.request(ClientEvent::ChatEdit(ChatEdit { room_id, message_id, text })).await;
+                if take_reply(result) {
+                    editing.set(None);
+                }
+            });
+        }
+    };
+    let load_older = {
+        let room_id = room_id.clone();
+        move |_| {
+            let room_id = room_id.clone();
+            let first = store.chat(&room_id).first().map(|m| m.id);
+            let Some(before) = first else { return };
+            spawn_local(async move {
+                match rest::chat_before(&room_id, before, 50).await {
+                    Ok(older) => store.older_chat(&room_id, older),
+                    Err(e) => error.set(Some(e.message)),
+                }
+            });
+        }
+    };
+
+    let row = move |m: ChatMessage| {
+        let save_edit = save_edit.clone();
+        let mine = me().as_deref() == Some(m.user_id.as_str());
+        let id = m.id;
+        let text = m.text.clone();
+        view! {
+            <li data-message-id=id.to_string() class:mine=mine>
+                <span class="who">{m.user_name.clone()}</span>
+                {move || if editing.get() == Some(id) {
+                    view! {
+                        <form class="row" on:submit=save_edit.clone()>
+                            <input data-testid="chat-edit-input" bind:value=edit_text/>
+                            <button type="submit">"Save"</button>
+                            <button type="button" class="link" on:click=move |_| editing.set(None)>"cancel"</button>
+                        </form>
+                    }.into_any()
+                } else {
+                    let text = text.clone();
+                    let start_edit = {
+                        let text = text.clone();
+                        move |_| {
+                            edit_text.set(text.clone());
+                            editing.set(Some(id));
+                        }
+                    };
+                    view! {
+                        <span class="text" data-testid="chat-text">{text}</span>
+                        {m.edited_at.map(|_| view! { <span class="muted">" (edited)"</span> })}
+                        {mine.then(|| view! { <button class="link" data-testid="chat-edit" on:click=start_edit>"edit"</button> })}
+                    }.into_any()
+                }}
+            </li>
+        }
+    };
+
+    view! {
+        <section class="card chat" data-testid="chat">
+            <h2>"Chat"</h2>
+            <button class="link" data-testid="chat-older" on:click=load_older>"Load older"</button>
+            <ul class="messages" data-testid="chat-messages">
+                <For each=messages key=|m| (m.id, m.edited_at.map(f64::to_bits)) children=row/>
+            </ul>
+            <form class="row" on:submit=send>
+                <input data-testid="chat-input" placeholder="Say something" maxlength="2000" bind:value=draft/>
+                <button type="submit" data-testid="chat-send">"Send"</button>
+            </form>
+            <p class="error" role="alert">{move || error.get()}</p>
+        </section>
+    }
+}

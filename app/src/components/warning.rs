@@ -1,0 +1,57 @@
+//! The idle warning: a live countdown and a button that keeps the room.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::client::{use_socket, use_store};
+use crate::ids::room_key;
+use crate::protocol::{ClientEvent, RoomRef};
+
+/// Milliseconds since the epoch in the browser; 0 on the server.
+fn now_ms() -> f64 {
+    #[cfg(feature = "hydrate")]
+    {
+        js_sys::Date::now()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        0.0
+    }
+}
+
+#[component]
+pub fn WarningBanner(room_id: String) -> impl IntoView {
+    let store = use_store();
+    let socket = use_socket();
+    let now = RwSignal::new(now_ms());
+    Effect::new(move |_| {
+        if let Ok(handle) = set_interval_with_handle(move || now.set(now_ms()), std::time::Duration::from_millis(250)) {
+            on_cleanup(move || handle.clear());
+        }
+    });
+    let key = room_key(&room_id);
+    let mine = move || store.warning.get().filter(|w| w.key == key);
+    let keep = {
+        let room_id = room_id.clone();
+        move |_| {
+            let room_id = room_id.clone();
+            spawn_local(async move {
+                if socket.request(ClientEvent::KeepAlive(RoomRef { room_id })).await.is_ok() {
+                    store.warning.set(None);
+                }
+            });
+        }
+    };
+    move || {
+        mine().map(|w| {
+            let keep = keep.clone();
+            let left = move || ((w.until_ms - now.get()) / 1000.0).ceil().max(0.0) as u64;
+            view! {
+                <div class="warning" data-testid="idle-warning" role="alert">
+                    <span>"This room closes in " <strong data-testid="countdown">{left}</strong> " s for inactivity."</span>
+                    <button data-testid="keep-room" on:click=keep>"Keep this room"</button>
+                </div>
+            }
+        })
+    }
+}
