@@ -44,6 +44,12 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_OUTBOUND_QUEUE", default_value_t = 1024)]
     pub outbound_queue: usize,
 
+    /// Kernel send buffer per connection, in bytes (default: the OS's,
+    /// which grows on demand). A fixed size bounds memory per connection
+    /// and makes a stalled client back up into its outbound queue sooner.
+    #[arg(long, env = "ROOMCAST_TCP_SEND_BUFFER")]
+    pub tcp_send_buffer: Option<usize>,
+
     /// Seconds between WebSocket pings.
     #[arg(long, env = "ROOMCAST_PING_SECONDS", default_value_t = 25)]
     pub ping_seconds: u64,
@@ -51,6 +57,14 @@ pub struct Config {
     /// Seconds of silence after which a connection is closed.
     #[arg(long, env = "ROOMCAST_IDLE_CONNECTION_SECONDS", default_value_t = 60)]
     pub idle_connection_seconds: u64,
+
+    /// Events per second one connection may send (beyond: `rate_limited`).
+    #[arg(long, env = "ROOMCAST_RATE_PER_SECOND", default_value_t = 50.0)]
+    pub rate_per_second: f64,
+
+    /// Burst of events one connection may send at once.
+    #[arg(long, env = "ROOMCAST_RATE_BURST", default_value_t = 100.0)]
+    pub rate_burst: f64,
 
     /// Channels one connection may be in.
     #[arg(long, env = "ROOMCAST_MAX_CHANNELS", default_value_t = 64)]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use leptos::prelude::LeptosOptions;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
@@ -70,9 +71,17 @@ pub async fn build(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ro
 pub async fn run(config: Config) -> Result<(), BoxError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let addr = config.addr;
+    let config_send_buffer = config.tcp_send_buffer;
     let router = build(config, stop_rx).await?;
     let listener = TcpListener::bind(addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "roomcast listening");
+    let send_buffer = config_send_buffer;
+    let listener = listener.tap_io(move |tcp| {
+        let _ = tcp.set_nodelay(true);
+        if let Some(size) = send_buffer {
+            let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(size);
+        }
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;

@@ -3,5 +3,6 @@
 pub mod auth;
 pub mod error;
 pub mod pages;
+pub mod rate_limit;
 pub mod rest;
 pub mod ws;

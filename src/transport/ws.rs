@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::auth::cookie_token;
+use super::rate_limit::TokenBucket;
 use crate::engine::Engine;
 use crate::engine::connection::{Connection, Eviction, OutboundReceiver, User, frame, outbound};
 use crate::server::AppState;
@@ -86,7 +87,12 @@ async fn serve(socket: WebSocket, state: AppState, user: User) {
     tracing::debug!(%sid, user = %conn.user.id, "connected");
 
     engine.metrics().connected(&conn.user.id);
-    let writer = tokio::spawn(write_loop(sink, out_rx, control_rx, state.config.ping_interval()));
+    let (writer_done, writer_gone) = tokio::sync::oneshot::channel::<()>();
+    let ping_every = state.config.ping_interval();
+    let writer = tokio::spawn(async move {
+        write_loop(sink, out_rx, control_rx, ping_every).await;
+        drop(writer_done);
+    });
     let mut reader = Reader {
         engine: engine.clone(),
         conn: conn.clone(),
@@ -97,8 +103,9 @@ async fn serve(socket: WebSocket, state: AppState, user: User) {
         max_bad_frames: state.config.max_bad_frames,
         max_frame_bytes: state.config.max_frame_bytes,
         max_channels: state.config.max_channels,
+        rate: TokenBucket::new(state.config.rate_per_second, state.config.rate_burst),
     };
-    reader.run(stream, state.config.idle_connection(), state.shutdown.clone()).await;
+    reader.run(stream, state.config.idle_connection(), state.shutdown.clone(), writer_gone).await;
 
     let Reader { rooms, overview, control, .. } = reader;
     engine.disconnect(sid.clone(), rooms.into_values(), overview).await;
@@ -109,51 +116,73 @@ async fn serve(socket: WebSocket, state: AppState, user: User) {
     tracing::debug!(%sid, "disconnected");
 }
 
-async fn write_loop(
-    mut sink: futures::stream::SplitSink<WebSocket, Message>,
-    mut out: OutboundReceiver,
-    mut control: mpsc::Receiver<Control>,
-    ping_every: Duration,
-) {
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
-    let close_with = |code: u16, reason: &'static str| {
-        Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))
+/// How long a close frame may take to go out before the socket is dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Sink = futures::stream::SplitSink<WebSocket, Message>;
+
+fn close_frame(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))
+}
+
+/// Writes one frame and whatever else is already queued, then flushes once.
+async fn write_batch(sink: &mut Sink, rx: &mut mpsc::Receiver<bytes::Bytes>) -> bool {
+    let Some(first) = rx.recv().await else { return false };
+    if sink.feed(text(first)).await.is_err() {
+        return false;
+    }
+    for _ in 0..64 {
+        match rx.try_recv() {
+            Ok(f) => {
+                if sink.feed(text(f)).await.is_err() {
+                    return false;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    sink.flush().await.is_ok()
+}
+
+/// Sends what is queued, then the close frame, within [`CLOSE_TIMEOUT`].
+async fn drain_and_close(sink: &mut Sink, rx: &mut mpsc::Receiver<bytes::Bytes>, close: Option<Message>) {
+    let finish = async {
+        while let Ok(f) = rx.try_recv() {
+            if sink.feed(text(f)).await.is_err() {
+                return;
+            }
+        }
+        if let Some(close) = close {
+            let _ = sink.send(close).await;
+        }
+        let _ = sink.close().await;
     };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, finish).await;
+}
+
+async fn write_loop(mut sink: Sink, out: OutboundReceiver, mut control: mpsc::Receiver<Control>, ping_every: Duration) {
+    let OutboundReceiver { mut rx, eviction } = out;
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     loop {
         tokio::select! {
             biased;
             cmd = control.recv() => {
-                if let Some(Control::Close(code, reason)) = cmd {
-                    let _ = sink.send(close_with(code, reason)).await;
-                }
-                // The reader is gone (or asked to close): flush what is queued.
-                while let Ok(f) = out.rx.try_recv() {
-                    if sink.feed(text(f)).await.is_err() { break; }
-                }
-                let _ = sink.flush().await;
-                let _ = sink.close().await;
+                let close = match cmd {
+                    Some(Control::Close(code, reason)) => Some(close_frame(code, reason)),
+                    None => None,
+                };
+                drain_and_close(&mut sink, &mut rx, close).await;
                 return;
             }
-            eviction = out.eviction.evicted() => {
-                match eviction {
-                    Eviction::SlowConsumer => {
-                        let _ = sink.send(close_with(close::SLOW_CONSUMER, "slow consumer")).await;
-                    }
-                }
+            eviction = eviction.evicted() => {
+                // Whatever is queued is dropped: the client re-syncs on reconnect.
+                let Eviction::SlowConsumer = eviction;
+                let close = close_frame(close::SLOW_CONSUMER, "slow consumer");
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(close)).await;
                 return;
             }
-            next = out.rx.recv() => {
-                let Some(f) = next else { return };
-                if sink.feed(text(f)).await.is_err() { return; }
-                // Coalesce whatever else is already queued into one flush.
-                let mut batch = 0;
-                while batch < 64 {
-                    match out.rx.try_recv() {
-                        Ok(f) => { if sink.feed(text(f)).await.is_err() { return; } batch += 1; }
-                        Err(_) => break,
-                    }
-                }
-                if sink.flush().await.is_err() { return; }
+            ok = write_batch(&mut sink, &mut rx) => {
+                if !ok { return; }
             }
             _ = ping.tick() => {
                 if sink.send(Message::Ping(Default::default())).await.is_err() { return; }
@@ -189,6 +218,7 @@ struct Reader {
     max_bad_frames: u32,
     max_frame_bytes: usize,
     max_channels: usize,
+    rate: TokenBucket,
 }
 
 impl Reader {
@@ -197,6 +227,7 @@ impl Reader {
         mut stream: futures::stream::SplitStream<WebSocket>,
         idle: Duration,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
+        mut writer_gone: tokio::sync::oneshot::Receiver<()>,
     ) {
         loop {
             if *shutdown.borrow_and_update() {
@@ -206,6 +237,8 @@ impl Reader {
             let next = tokio::select! {
                 next = tokio::time::timeout(idle, stream.next()) => next,
                 _ = shutdown.changed() => continue,
+                // The writer ended (slow consumer, broken socket): so does the connection.
+                _ = &mut writer_gone => return,
             };
             let msg = match next {
                 Err(_) => {
@@ -256,6 +289,12 @@ impl Reader {
             }
         };
         let name = request.event.name();
+        if let Err(wait) = self.rate.take() {
+            let mut err = ErrorBody::new(ErrorCode::RateLimited, "too many events; slow down");
+            err.retry_after_ms = Some(wait);
+            self.send_error(request.id, Some(name.to_string()), err);
+            return true;
+        }
         let outcome = self.dispatch(request.event, request.id).await;
         match outcome {
             Outcome::Replied => {}
