@@ -167,10 +167,7 @@ async fn write_loop(mut sink: Sink, out: OutboundReceiver, mut control: mpsc::Re
         tokio::select! {
             biased;
             cmd = control.recv() => {
-                let close = match cmd {
-                    Some(Control::Close(code, reason)) => Some(close_frame(code, reason)),
-                    None => None,
-                };
+                let close = cmd.map(|Control::Close(code, reason)| close_frame(code, reason));
                 drain_and_close(&mut sink, &mut rx, close).await;
                 return;
             }
