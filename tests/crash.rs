@@ -1,0 +1,108 @@
+//! Durability: a stream of writes, SIGKILL at a random moment, a restart;
+//! every acknowledged write is there. `ROOMCAST_CRASH_ROUNDS` rounds
+//! (default 20) on one database file.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestServer;
+use rand::Rng;
+use serde_json::json;
+
+#[derive(Default)]
+struct Acked {
+    /// Rooms whose creation was answered 201.
+    rooms: Vec<String>,
+    /// Per room: descriptions sent, in order, and how many were answered.
+    descriptions: Vec<(String, Vec<String>, usize)>,
+    /// Per room: the frame count of the last answered append.
+    frames: Vec<(String, u64)>,
+}
+
+async fn write_until_error(api: common::Api, round: usize, acked: &mut Acked) {
+    for i in 0.. {
+        let id = format!("r{round}-{i}");
+        let (status, _) = api.post("/api/rooms", json!({ "id": id })).await;
+        if status != 201 {
+            return;
+        }
+        acked.rooms.push(id.clone());
+        let mut sent = Vec::new();
+        let mut answered = 0;
+        for d in 0..3 {
+            let text = format!("{id} description {d}");
+            sent.push(text.clone());
+            let (status, _) = api.patch(&format!("/api/rooms/{id}"), json!({ "description": text })).await;
+            if status != 200 {
+                acked.descriptions.push((id, sent, answered));
+                return;
+            }
+            answered += 1;
+        }
+        acked.descriptions.push((id.clone(), sent, answered));
+        let (status, body) = api.post(&format!("/api/rooms/{id}/frames"), json!([i, { "round": round }])).await;
+        if status != 200 {
+            return;
+        }
+        acked.frames.push((id, body["frameCount"].as_u64().unwrap()));
+    }
+}
+
+#[tokio::test]
+async fn every_acknowledged_write_survives_sigkill() {
+    let rounds: usize = std::env::var("ROOMCAST_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let mut server = TestServer::start().await;
+    let token = server.session("writer").await;
+    let mut acked = Acked::default();
+    let mut lost = 0;
+    for round in 0..rounds {
+        let kill_after = Duration::from_millis(rand::rng().random_range(50..600));
+        {
+            let writes = write_until_error(server.api(Some(&token)), round, &mut acked);
+            tokio::pin!(writes);
+            tokio::select! {
+                _ = &mut writes => panic!("the writer stopped before the kill"),
+                _ = tokio::time::sleep(kill_after) => {}
+            }
+            server.kill();
+            // Let the writer see the dead server and stop.
+            writes.await;
+        }
+        server.restart().await;
+
+        let api = server.api(Some(&token));
+        assert_eq!(api.get("/api/session").await.0, 200, "the session survived round {round}");
+        for id in &acked.rooms {
+            if api.get(&format!("/api/rooms/{id}")).await.0 != 200 {
+                lost += 1;
+            }
+        }
+        for (id, sent, answered) in &acked.descriptions {
+            let (_, room) = api.get(&format!("/api/rooms/{id}")).await;
+            let now = room["description"].as_str().map(str::to_string);
+            if *answered > 0 {
+                // The last answered one, or a later one the server took
+                // before it died.
+                let allowed = &sent[answered - 1..];
+                if !now.as_ref().is_some_and(|d| allowed.contains(d)) {
+                    lost += 1;
+                }
+            }
+        }
+        for (id, count) in &acked.frames {
+            let (_, room) = api.get(&format!("/api/rooms/{id}")).await;
+            if room["frameCount"].as_u64().unwrap_or(0) < *count {
+                lost += 1;
+            }
+        }
+    }
+    println!(
+        "crash test: {rounds} SIGKILLs, {} rooms, {} descriptions, {} appends acknowledged, {lost} lost",
+        acked.rooms.len(),
+        acked.descriptions.iter().map(|d| d.2).sum::<usize>(),
+        acked.frames.len()
+    );
+    assert_eq!(lost, 0);
+    assert!(acked.rooms.len() >= rounds, "writes went through in every round");
+}
