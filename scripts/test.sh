@@ -16,11 +16,11 @@ cargo clippy -p roomcast --all-targets -- -D warnings
 cargo clippy -p app --all-targets -- -D warnings
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 
-step "app: unit and property tests"
-cargo test -p app
+step "app: unit and property tests, decoder fuzzing (20000 cases per property)"
+PROPTEST_CASES=20000 cargo test -p app
 
-step "server: unit and integration tests"
-cargo test -p roomcast
+step "server: unit and integration tests (incl. SIGKILL crash rounds and 60 s convergence runs)"
+cargo test -p roomcast -- --nocapture
 
 step "build the site (cargo leptos build)"
 cargo leptos build

@@ -216,3 +216,26 @@ test("after a server restart an open page reconnects and shows later changes", a
   await api.createRoom({ id: "born-after-restart" });
   await expect(row(list, "born-after-restart")).toBeVisible();
 });
+
+test("text from users is shown as text, never run", async ({ browser }) => {
+  const api = await server.api("<b>mallory</b>");
+  const nasty = `<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">`;
+  await api.createRoom({ id: "xss", description: nasty });
+  const page = await (await browser.newContext()).newPage();
+  const dialogs: string[] = [];
+  page.on("dialog", (d) => {
+    dialogs.push(d.message());
+    void d.dismiss();
+  });
+  await open(page, `${server.url}/rooms`);
+  await connected(page);
+  await expect(row(page, "xss").getByTestId("description")).toHaveText(nasty);
+  await api.patchRoom("xss", { description: `${nasty} (live)` });
+  await expect(row(page, "xss").getByTestId("description")).toHaveText(`${nasty} (live)`);
+  await open(page, `${server.url}/rooms/xss`);
+  await expect(page.getByTestId("room-description")).toHaveText(`${nasty} (live)`);
+  await expect(page.getByTestId("room-host")).toHaveText("<b>mallory</b>");
+  expect(await page.locator("main img").count()).toBe(0);
+  expect(await page.evaluate(() => (window as any).__pwned)).toBeUndefined();
+  expect(dialogs).toEqual([]);
+});

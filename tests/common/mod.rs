@@ -220,6 +220,7 @@ pub fn assert_error(answer: &(u16, Value), status: u16, code: &str) {
 /// A protocol client over a real WebSocket.
 pub struct Ws {
     stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    open: bool,
     next_id: u64,
     /// Events read while waiting for something else, in order.
     pub backlog: Vec<Value>,
@@ -235,7 +236,37 @@ pub enum Closed {
 impl Ws {
     pub async fn connect(url: &str) -> Ws {
         let (stream, _) = tokio_tungstenite::connect_async(url).await.expect("ws connect");
-        Ws { stream, next_id: 0, backlog: Vec::new() }
+        Self::from_stream(stream)
+    }
+
+    pub fn from_stream(stream: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Ws {
+        Ws { stream, open: true, next_id: 0, backlog: Vec::new() }
+    }
+
+    /// Whether the socket has not been seen closing.
+    pub fn is_open(&self) -> bool {
+        self.open
+    }
+
+    /// Like [`Ws::request`], but `None` instead of a panic when the socket
+    /// fails or no reply comes within the wait.
+    pub async fn try_request(&mut self, event: &str, data: Value) -> Option<Value> {
+        self.next_id += 1;
+        let id = self.next_id;
+        let text = json!({ "event": event, "data": data, "id": id }).to_string();
+        if self.stream.send(Message::Text(text.into())).await.is_err() {
+            self.open = false;
+            return None;
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let msg = self.read(left).await?;
+            if msg["event"] == "reply" && msg["id"] == id {
+                return Some(msg);
+            }
+            self.backlog.push(msg);
+        }
     }
 
     pub async fn send_text(&mut self, text: &str) {

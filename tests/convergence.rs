@@ -1,0 +1,289 @@
+//! Convergence: 20 clients do random operations (create, patch, delete,
+//! join, leave, lock, frames, chat) with random disconnects for a while;
+//! at quiet, every client's store, kept with the shared delta rule, equals
+//! `GET /api/rooms` exactly. Once as is, once with a server restart in the
+//! middle. `ROOMCAST_CONVERGENCE_SECONDS` sets the duration (default 60).
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use app::delta::{Decision, RoomDelta, apply_to};
+use app::model::RoomMetadata;
+use common::{TestServer, Ws};
+use rand::Rng;
+use rand::seq::IndexedRandom;
+use serde_json::{Value, json};
+use tokio::sync::RwLock;
+
+const CLIENTS: usize = 20;
+
+fn duration() -> Duration {
+    let secs = std::env::var("ROOMCAST_CONVERGENCE_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+    Duration::from_secs(secs)
+}
+
+/// A client's view, kept the way the browser keeps it.
+struct Client {
+    token: String,
+    name: String,
+    rooms: HashMap<String, RoomMetadata>,
+    ws: Option<Ws>,
+    joined: Option<String>,
+}
+
+impl Client {
+    async fn connect(&mut self, port: u16) {
+        let url = format!("ws://127.0.0.1:{port}/ws?token={}", self.token);
+        let Ok(Ok((stream, _))) =
+            tokio::time::timeout(Duration::from_secs(2), tokio_tungstenite::connect_async(&url)).await
+        else {
+            self.ws = None;
+            return;
+        };
+        let mut ws = Ws::from_stream(stream);
+        let Some(reply) = ws.try_request("join:overview", json!({})).await else {
+            self.ws = None;
+            return;
+        };
+        if reply["ok"] == true {
+            let rooms: Vec<RoomMetadata> = serde_json::from_value(reply["data"]["rooms"].clone()).unwrap();
+            self.rooms = rooms.into_iter().map(|r| (r.id.clone(), r)).collect();
+        }
+        self.joined = None;
+        self.ws = Some(ws);
+        self.drain_backlog(port).await;
+    }
+
+    /// Applies what arrived while waiting for replies.
+    async fn drain_backlog(&mut self, port: u16) {
+        let Some(ws) = self.ws.as_mut() else { return };
+        let events: Vec<Value> = ws.backlog.drain(..).collect();
+        for event in events {
+            self.apply(event, port).await;
+        }
+    }
+
+    async fn apply(&mut self, event: Value, port: u16) {
+        match event["event"].as_str() {
+            Some("room:update") => {
+                let delta: RoomDelta = serde_json::from_value(event["data"].clone()).unwrap();
+                if apply_to(&mut self.rooms, &delta) == Decision::Resync {
+                    self.resync(&delta.room_id, port).await;
+                }
+            }
+            Some("room:delete") => {
+                let id = event["data"]["roomId"].as_str().unwrap();
+                self.rooms.remove(id);
+                if self.joined.as_deref() == Some(id) {
+                    self.joined = None;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    async fn resync(&mut self, id: &str, port: u16) {
+        let url = format!("http://127.0.0.1:{port}/api/rooms/{id}");
+        match reqwest::get(&url).await {
+            Ok(r) if r.status() == 200 => {
+                let room: RoomMetadata = r.json().await.unwrap();
+                self.rooms.insert(room.id.clone(), room);
+            }
+            Ok(r) if r.status() == 404 => {
+                self.rooms.remove(id);
+            }
+            _ => {}
+        }
+    }
+
+    /// Reads whatever is there for a moment.
+    async fn pump(&mut self, port: u16, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            let Some(ws) = self.ws.as_mut() else { return };
+            match ws.read(left).await {
+                Some(event) => self.apply(event, port).await,
+                None => {
+                    if !ws.is_open() {
+                        self.ws = None;
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn random_op(client: &mut Client, port: u16, round: usize) {
+    let api_base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let ids: Vec<String> = client.rooms.keys().cloned().collect();
+    let pick = ids.choose(&mut rand::rng()).cloned();
+    let choice = rand::rng().random_range(0..100);
+    let auth = format!("Bearer {}", client.token);
+    match (choice, pick) {
+        (0..10, _) | (_, None) => {
+            let id = format!("{}-{round}", client.name);
+            let _ = http.post(format!("{api_base}/api/rooms")).header("authorization", &auth).json(&json!({ "id": id })).send().await;
+        }
+        (10..30, Some(id)) => {
+            let body = if rand::rng().random_bool(0.5) {
+                json!({ "description": format!("{} was here {round}", client.name) })
+            } else {
+                json!({ "hidden": rand::rng().random_bool(0.5) })
+            };
+            let _ = http.patch(format!("{api_base}/api/rooms/{id}")).header("authorization", &auth).json(&body).send().await;
+        }
+        (30..35, Some(id)) => {
+            let _ = http.delete(format!("{api_base}/api/rooms/{id}")).header("authorization", &auth).send().await;
+        }
+        (35..50, Some(id)) => {
+            let _ = http
+                .post(format!("{api_base}/api/rooms/{id}/frames"))
+                .header("authorization", &auth)
+                .json(&json!([{ "round": round }]))
+                .send()
+                .await;
+        }
+        (50..65, Some(id)) => {
+            if let Some(ws) = client.ws.as_mut() {
+                if let Some(old) = client.joined.take() {
+                    ws.try_request("leave:room", json!({ "roomId": old })).await;
+                }
+                if let Some(reply) = ws.try_request("join:room", json!({ "roomId": id })).await
+                    && reply["ok"] == true
+                {
+                    client.joined = Some(id);
+                }
+            }
+        }
+        (65..75, _) => {
+            if let (Some(ws), Some(room)) = (client.ws.as_mut(), client.joined.clone()) {
+                let event = if rand::rng().random_bool(0.5) { "lock:acquire" } else { "lock:release" };
+                ws.try_request(event, json!({ "roomId": room, "msg": format!("op {round}") })).await;
+            }
+        }
+        (75..85, _) => {
+            if let (Some(ws), Some(room)) = (client.ws.as_mut(), client.joined.clone()) {
+                ws.try_request("chat:send", json!({ "roomId": room, "text": format!("hi {round}") })).await;
+            }
+        }
+        (85..92, _) => {
+            // Disconnect; reconnect later.
+            if let Some(ws) = client.ws.take() {
+                ws.close().await;
+            }
+        }
+        _ => {
+            if let (Some(ws), Some(room)) = (client.ws.as_mut(), client.joined.take()) {
+                ws.try_request("leave:room", json!({ "roomId": room })).await;
+            }
+        }
+    }
+    client.drain_backlog(port).await;
+}
+
+async fn run(restart_midway: bool) {
+    let server = Arc::new(RwLock::new(TestServer::start_with(&["--rate-burst", "1000"]).await));
+    let port = server.read().await.port;
+    let mut clients = Vec::new();
+    for i in 0..CLIENTS {
+        let name = format!("u{i}");
+        let token = server.read().await.session(&name).await;
+        clients.push(Client { token, name, rooms: HashMap::new(), ws: None, joined: None });
+    }
+    let total = duration();
+    let stop = Arc::new(AtomicBool::new(false));
+    let restarter = {
+        let server = server.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if restart_midway {
+                tokio::time::sleep(total / 2).await;
+                if !stop.load(Ordering::Relaxed) {
+                    server.write().await.restart().await;
+                }
+            }
+        })
+    };
+    let start = Instant::now();
+    let workers = clients.into_iter().map(|mut client| {
+        async move {
+            let mut round = 0;
+            while start.elapsed() < total {
+                round += 1;
+                if client.ws.is_none() {
+                    client.connect(port).await;
+                    if client.ws.is_none() {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                }
+                random_op(&mut client, port, round).await;
+                let pause = Duration::from_millis(rand::rng().random_range(20..200));
+                client.pump(port, pause).await;
+            }
+            client
+        }
+    });
+    let mut clients = futures::future::join_all(workers).await;
+    stop.store(true, Ordering::Relaxed);
+    restarter.await.unwrap();
+
+    // Quiet: everyone connected, nothing more happens, all events read.
+    for client in &mut clients {
+        if client.ws.is_none() {
+            client.connect(port).await;
+        }
+    }
+    // Timers (seat grace, host migration, lock expiry) may still change a
+    // room at quiet; those changes reach every client too. Compare until
+    // equal, reading everything sent before each comparison.
+    let mut attempts = 0;
+    let truth = loop {
+        attempts += 1;
+        for client in &mut clients {
+            client.pump(port, Duration::from_millis(200)).await;
+        }
+        let (_, list) = server.read().await.api(None).get("/api/rooms").await;
+        let truth: HashMap<String, RoomMetadata> =
+            serde_json::from_value::<Vec<RoomMetadata>>(list["rooms"].clone())
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.id.clone(), r))
+                .collect();
+        for client in &mut clients {
+            client.pump(port, Duration::from_millis(100)).await;
+        }
+        let differing: Vec<&str> =
+            clients.iter().filter(|c| c.rooms != truth).map(|c| c.name.as_str()).collect();
+        if differing.is_empty() {
+            break truth;
+        }
+        assert!(attempts < 20, "stores still differ from GET /api/rooms: {differing:?}");
+    };
+    assert!(truth.len() > 3, "the run made rooms: {}", truth.len());
+    println!(
+        "convergence{}: {CLIENTS} clients for {total:?}, {} rooms at quiet, every store equal to GET /api/rooms",
+        if restart_midway { " (restart midway)" } else { "" },
+        truth.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_clients_converge() {
+    run(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_clients_converge_across_a_restart() {
+    run(true).await;
+}
