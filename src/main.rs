@@ -9,6 +9,10 @@ async fn main() -> std::process::ExitCode {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let config = Config::parse();
+    // One descriptor per connection: allow as many as the system does.
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!(error = %e, "could not raise the open-file limit");
+    }
     match roomcast::server::run(config).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

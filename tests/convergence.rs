@@ -132,7 +132,12 @@ async fn random_op(client: &mut Client, port: u16, round: usize) {
     match (choice, pick) {
         (0..10, _) | (_, None) => {
             let id = format!("{}-{round}", client.name);
-            let _ = http.post(format!("{api_base}/api/rooms")).header("authorization", &auth).json(&json!({ "id": id })).send().await;
+            let _ = http
+                .post(format!("{api_base}/api/rooms"))
+                .header("authorization", &auth)
+                .json(&json!({ "id": id }))
+                .send()
+                .await;
         }
         (10..30, Some(id)) => {
             let body = if rand::rng().random_bool(0.5) {
@@ -140,7 +145,12 @@ async fn random_op(client: &mut Client, port: u16, round: usize) {
             } else {
                 json!({ "hidden": rand::rng().random_bool(0.5) })
             };
-            let _ = http.patch(format!("{api_base}/api/rooms/{id}")).header("authorization", &auth).json(&body).send().await;
+            let _ = http
+                .patch(format!("{api_base}/api/rooms/{id}"))
+                .header("authorization", &auth)
+                .json(&body)
+                .send()
+                .await;
         }
         (30..35, Some(id)) => {
             let _ = http.delete(format!("{api_base}/api/rooms/{id}")).header("authorization", &auth).send().await;
@@ -215,24 +225,22 @@ async fn run(restart_midway: bool) {
         })
     };
     let start = Instant::now();
-    let workers = clients.into_iter().map(|mut client| {
-        async move {
-            let mut round = 0;
-            while start.elapsed() < total {
-                round += 1;
+    let workers = clients.into_iter().map(|mut client| async move {
+        let mut round = 0;
+        while start.elapsed() < total {
+            round += 1;
+            if client.ws.is_none() {
+                client.connect(port).await;
                 if client.ws.is_none() {
-                    client.connect(port).await;
-                    if client.ws.is_none() {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
                 }
-                random_op(&mut client, port, round).await;
-                let pause = Duration::from_millis(rand::rng().random_range(20..200));
-                client.pump(port, pause).await;
             }
-            client
+            random_op(&mut client, port, round).await;
+            let pause = Duration::from_millis(rand::rng().random_range(20..200));
+            client.pump(port, pause).await;
         }
+        client
     });
     let mut clients = futures::future::join_all(workers).await;
     stop.store(true, Ordering::Relaxed);
@@ -254,17 +262,15 @@ async fn run(restart_midway: bool) {
             client.pump(port, Duration::from_millis(200)).await;
         }
         let (_, list) = server.read().await.api(None).get("/api/rooms").await;
-        let truth: HashMap<String, RoomMetadata> =
-            serde_json::from_value::<Vec<RoomMetadata>>(list["rooms"].clone())
-                .unwrap()
-                .into_iter()
-                .map(|r| (r.id.clone(), r))
-                .collect();
+        let truth: HashMap<String, RoomMetadata> = serde_json::from_value::<Vec<RoomMetadata>>(list["rooms"].clone())
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
         for client in &mut clients {
             client.pump(port, Duration::from_millis(100)).await;
         }
-        let differing: Vec<&str> =
-            clients.iter().filter(|c| c.rooms != truth).map(|c| c.name.as_str()).collect();
+        let differing: Vec<&str> = clients.iter().filter(|c| c.rooms != truth).map(|c| c.name.as_str()).collect();
         if differing.is_empty() {
             break truth;
         }

@@ -35,6 +35,9 @@ pub mod close {
 /// How long clients should wait before reconnecting after a shutdown.
 const SHUTDOWN_RETRY_MS: u64 = 1000;
 
+/// Initial read buffer of a connection (grows for larger frames).
+const READ_BUFFER: usize = 4 * 1024;
+
 /// How long bad frames are counted for the 1008 rule.
 const BAD_FRAME_WINDOW: Duration = Duration::from_secs(10);
 
@@ -59,12 +62,15 @@ pub async fn upgrade(
     // Accept oversize frames up to a hard cap so that the protocol limit can
     // be answered with close 1009 rather than a dropped connection.
     let hard_cap = (state.config.max_frame_bytes * 4).max(1 << 20);
-    ws.max_message_size(hard_cap).max_frame_size(hard_cap).on_upgrade(move |socket| async move {
-        match user {
-            Some(user) => serve(socket, state, user).await,
-            None => reject(socket).await,
-        }
-    })
+    // A small read buffer keeps an idle connection cheap.
+    ws.max_message_size(hard_cap).max_frame_size(hard_cap).read_buffer_size(READ_BUFFER).on_upgrade(
+        move |socket| async move {
+            match user {
+                Some(user) => serve(socket, state, user).await,
+                None => reject(socket).await,
+            }
+        },
+    )
 }
 
 async fn reject(mut socket: WebSocket) {

@@ -1,0 +1,331 @@
+//! roomcast-bench: opens N WebSocket subscribers on one channel of a running
+//! (or spawned) Roomcast server, drives M room changes at a set rate through
+//! the public REST API, and reports deliveries per second, delivery latency
+//! (the send time travels in the change and is read on receipt) and the
+//! server's RSS before and after connecting.
+//!
+//!   cargo run --release -p roomcast-bench -- fanout --subscribers 5000 --rate 100
+//!   cargo run --release -p roomcast-bench -- fanout --channel overview --subscribers 1000 --rate 0
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use futures::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Parser)]
+#[command(about = "Fan-out benchmark for Roomcast")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Channel {
+    /// `room:<id>`
+    Room,
+    /// `overview:public`
+    Overview,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Via {
+    Ws,
+    Rest,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Subscribers on one channel, changes of one room, deliveries measured.
+    Fanout {
+        #[arg(long, default_value_t = 1000)]
+        subscribers: usize,
+        /// Changes to send.
+        #[arg(long, default_value_t = 200)]
+        changes: usize,
+        /// Changes per second; 0 sends them back to back (saturation).
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        #[arg(long, value_enum, default_value = "room")]
+        channel: Channel,
+        /// A running server to use; without it one is started.
+        #[arg(long)]
+        url: Option<String>,
+        /// The server binary to start (default: $CARGO_TARGET_DIR/release/roomcast).
+        #[arg(long)]
+        server_bin: Option<PathBuf>,
+        /// How changes are made: `ws` sets the temporary lock's message
+        /// (a metadata change with no disk write, so the fan-out is what is
+        /// measured); `rest` patches the description (each change is a
+        /// durable SQLite write).
+        #[arg(long, value_enum, default_value = "ws")]
+        via: Via,
+        /// Connections opened at once while connecting.
+        #[arg(long, default_value_t = 200)]
+        connect_batch: usize,
+    },
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+/// The server's resident memory in KiB, from /proc.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+struct Spawned {
+    child: Child,
+    _dir: PathBuf,
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self._dir);
+    }
+}
+
+async fn spawn_server(bin: Option<PathBuf>) -> (String, Spawned) {
+    let bin = bin.unwrap_or_else(|| {
+        let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+        PathBuf::from(target).join("release").join("roomcast")
+    });
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
+    let dir = std::env::temp_dir().join(format!("roomcast-bench-{}", std::process::id()));
+    let child = Command::new(&bin)
+        .args(["--addr", &format!("127.0.0.1:{port}"), "--db"])
+        .arg(dir.join("bench.db"))
+        .args(["--rate-burst", "100000", "--rate-per-second", "100000"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e} (build it: cargo build --release)", bin.display()));
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..200 {
+        if reqwest::get(format!("{url}/healthz")).await.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (url, Spawned { child, _dir: dir })
+}
+
+#[derive(Default)]
+struct Tally {
+    deliveries: AtomicU64,
+    last_receipt_micros: AtomicU64,
+}
+
+#[tokio::main]
+async fn main() {
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let Cli { command: Cmd::Fanout { subscribers, changes, rate, channel, url, server_bin, via, connect_batch } } =
+        Cli::parse();
+
+    let (url, spawned) = match url {
+        Some(u) => (u, None),
+        None => {
+            let (u, s) = spawn_server(server_bin).await;
+            (u, Some(s))
+        }
+    };
+    let pid = spawned.as_ref().map(|s| s.child.id());
+    let http = reqwest::Client::new();
+    let session: Value = http
+        .post(format!("{url}/api/session"))
+        .json(&json!({ "userName": "bench" }))
+        .send()
+        .await
+        .expect("session")
+        .json()
+        .await
+        .expect("session body");
+    let token = session["token"].as_str().expect("token").to_string();
+    let room: Value = http
+        .post(format!("{url}/api/rooms"))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("room")
+        .json()
+        .await
+        .expect("room body");
+    let room_id = room["id"].as_str().expect("room id").to_string();
+
+    let rss_before = pid.and_then(rss_kib);
+    let ws_url = url.replace("http://", "ws://") + "/ws?token=" + &token;
+    let join = match channel {
+        Channel::Room => json!({ "event": "join:room", "data": { "roomId": room_id, "as": "spectator" }, "id": 1 }),
+        Channel::Overview => json!({ "event": "join:overview", "data": {}, "id": 1 }),
+    }
+    .to_string();
+
+    // Connect every subscriber and wait for its join reply.
+    let histogram = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram")));
+    let tally = Arc::new(Tally::default());
+    let connect_start = Instant::now();
+    let mut readers = Vec::with_capacity(subscribers);
+    let mut streams = Vec::with_capacity(subscribers);
+    for batch in (0..subscribers).collect::<Vec<_>>().chunks(connect_batch.max(1)) {
+        let opened = futures::future::join_all(batch.iter().map(|_| {
+            let ws_url = ws_url.clone();
+            let join = join.clone();
+            async move {
+                let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await.expect("connect");
+                ws.send(Message::Text(join.into())).await.expect("join");
+                while let Some(Ok(msg)) = ws.next().await {
+                    if let Message::Text(t) = msg
+                        && t.contains("\"event\":\"reply\"")
+                    {
+                        break;
+                    }
+                }
+                ws
+            }
+        }))
+        .await;
+        streams.extend(opened);
+    }
+    let connect_time = connect_start.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_after = pid.and_then(rss_kib);
+
+    for mut ws in streams {
+        let histogram = histogram.clone();
+        let tally = tally.clone();
+        readers.push(tokio::spawn(async move {
+            let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+            let mut count = 0u64;
+            while let Some(Ok(msg)) = ws.next().await {
+                let Message::Text(text) = msg else { continue };
+                let Some(pos) = text.find("bench-t=") else { continue };
+                let digits: String = text[pos + 8..].chars().take_while(char::is_ascii_digit).collect();
+                let Ok(sent) = digits.parse::<u64>() else { continue };
+                let now = now_micros();
+                let _ = local.record(now.saturating_sub(sent).max(1));
+                count += 1;
+                tally.last_receipt_micros.fetch_max(now, Ordering::Relaxed);
+                if text.contains("bench-last") {
+                    break;
+                }
+            }
+            tally.deliveries.fetch_add(count, Ordering::Relaxed);
+            let _ = histogram.lock().await.add(&local);
+        }));
+    }
+
+    // Drive the changes.
+    let mut driver = None;
+    if let Via::Ws = via {
+        let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await.expect("driver connect");
+        for (id, event) in [
+            (1, json!({ "event": "join:room", "data": { "roomId": room_id, "as": "spectator" }, "id": 1 })),
+            (
+                2,
+                json!({ "event": "lock:acquire", "data": { "roomId": room_id, "msg": "bench", "ttlSeconds": 300 }, "id": 2 }),
+            ),
+        ] {
+            ws.send(Message::Text(event.to_string().into())).await.expect("driver send");
+            while let Some(Ok(msg)) = ws.next().await {
+                if let Message::Text(t) = msg
+                    && t.contains(&format!("\"id\":{id}"))
+                {
+                    assert!(t.contains("\"ok\":true"), "driver: {t}");
+                    break;
+                }
+            }
+        }
+        let (sink, mut stream) = ws.split();
+        // Drain what the driver receives so its own queue never backs up.
+        tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
+        driver = Some(sink);
+    }
+    let send_start_micros = now_micros();
+    let send_start = Instant::now();
+    let interval = (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate));
+    for i in 0..changes {
+        if let Some(every) = interval {
+            let due = send_start + every * i as u32;
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let last = if i + 1 == changes { " bench-last" } else { "" };
+        let text = format!("bench-t={} #{i}{last}", now_micros());
+        match driver.as_mut() {
+            Some(sink) => {
+                let event = json!({ "event": "lock:msg", "data": { "roomId": room_id, "msg": text } });
+                sink.send(Message::Text(event.to_string().into())).await.expect("driver send");
+            }
+            None => {
+                let status = http
+                    .patch(format!("{url}/api/rooms/{room_id}"))
+                    .bearer_auth(&token)
+                    .json(&json!({ "description": text }))
+                    .send()
+                    .await
+                    .expect("patch")
+                    .status();
+                assert!(status.is_success(), "patch answered {status}");
+            }
+        }
+    }
+    let send_time = send_start.elapsed();
+    let wait = tokio::time::timeout(Duration::from_secs(60), futures::future::join_all(readers)).await;
+    if wait.is_err() {
+        eprintln!("warning: not every subscriber saw the last change within 60 s");
+    }
+
+    let deliveries = tally.deliveries.load(Ordering::Relaxed);
+    let span = tally.last_receipt_micros.load(Ordering::Relaxed).saturating_sub(send_start_micros).max(1);
+    let h = histogram.lock().await;
+    let ms = |v: u64| v as f64 / 1000.0;
+    let expected = (subscribers * changes) as u64;
+    println!("roomcast-bench fanout");
+    println!(
+        "  channel            {}",
+        match channel {
+            Channel::Room => "room",
+            Channel::Overview => "overview:public",
+        }
+    );
+    println!("  subscribers        {subscribers} (connected in {:.2?})", connect_time);
+    println!(
+        "  changes            {changes} at {} (sent in {:.2?})",
+        if rate > 0.0 { format!("{rate}/s") } else { "saturation".into() },
+        send_time
+    );
+    println!(
+        "  deliveries         {deliveries} of {expected}{}",
+        if deliveries == expected { "" } else { "  (MISSING)" }
+    );
+    println!("  deliveries/s       {:.0}", deliveries as f64 / (span as f64 / 1e6));
+    println!(
+        "  latency ms         p50 {:.2}  p95 {:.2}  p99 {:.2}  max {:.2}",
+        ms(h.value_at_quantile(0.50)),
+        ms(h.value_at_quantile(0.95)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.max())
+    );
+    if let (Some(before), Some(after)) = (rss_before, rss_after) {
+        let per = (after.saturating_sub(before) as f64) * 1024.0 / subscribers.max(1) as f64;
+        println!(
+            "  server RSS         {before} KiB before, {after} KiB after connecting: {:.1} KiB per connection",
+            per / 1024.0
+        );
+    }
+    if deliveries != expected {
+        std::process::exit(1);
+    }
+}
