@@ -44,6 +44,11 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_OUTBOUND_QUEUE", default_value_t = 1024)]
     pub outbound_queue: usize,
 
+    /// Outbound bytes a connection may fall behind before it is closed
+    /// with 4008.
+    #[arg(long, env = "ROOMCAST_OUTBOUND_BYTES", default_value_t = 1024 * 1024)]
+    pub outbound_bytes: usize,
+
     /// Kernel send buffer per connection, in bytes (default: the OS's,
     /// which grows on demand). A fixed size bounds memory per connection
     /// and makes a stalled client back up into its outbound queue sooner.

@@ -37,7 +37,7 @@ pub async fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, BoxError>
 }
 
 /// Builds the router and its state.
-pub async fn build(config: Config, shutdown: watch::Receiver<bool>) -> Result<Router, BoxError> {
+pub async fn build(config: Config, shutdown: watch::Receiver<bool>) -> Result<(Router, Engine), BoxError> {
     let storage = open_storage(&config).await?;
     let engine = Engine::start(storage.clone(), config.engine_settings()).await?;
     let sessions = Sessions::new(storage);
@@ -64,7 +64,7 @@ pub async fn build(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ro
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
         .layer(axum::middleware::from_fn_with_state(state.clone(), pages::ensure_session))
         .with_state(state);
-    Ok(router)
+    Ok((router, engine))
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -72,7 +72,7 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let addr = config.addr;
     let config_send_buffer = config.tcp_send_buffer;
-    let router = build(config, stop_rx).await?;
+    let (router, engine) = build(config, stop_rx).await?;
     let listener = TcpListener::bind(addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "roomcast listening");
     let send_buffer = config_send_buffer;
@@ -89,6 +89,15 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
             let _ = stop_tx.send(true);
         })
         .await?;
+    // Upgraded WebSocket connections outlive the HTTP server: give them
+    // time to send `server:shutdown` and close with 1012.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while engine.metrics().connections.load(std::sync::atomic::Ordering::Relaxed) > 0
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tracing::info!("stopped");
     Ok(())
 }
 

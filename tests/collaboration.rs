@@ -143,7 +143,8 @@ async fn a_locked_room_refuses_temporary_locks_and_appends() {
 
 #[tokio::test]
 async fn the_presenter_drives_a_coalesced_shared_frame() {
-    let server = TestServer::start().await;
+    // 200 events in a second is over the default 50/s per connection.
+    let server = TestServer::start_with(&["--rate-per-second", "1000", "--rate-burst", "1000"]).await;
     let alice = server.session("alice").await;
     let api = server.api(Some(&alice));
     api.create_room(json!({ "id": "talk" })).await;
@@ -254,7 +255,8 @@ async fn chat_is_broadcast_edited_limited_and_paged() {
 
 #[tokio::test]
 async fn chat_history_keeps_hundreds_of_messages_across_a_restart() {
-    let mut server = TestServer::start_with(&["--chat-burst", "1000"]).await;
+    let mut server =
+        TestServer::start_with(&["--chat-burst", "1000", "--rate-per-second", "1000", "--rate-burst", "1000"]).await;
     let alice = server.session("alice").await;
     server.api(Some(&alice)).create_room(json!({ "id": "log" })).await;
     let mut a = server.ws(&alice).await;

@@ -116,7 +116,16 @@ async fn burst(server: &TestServer, token: &str, fast: &mut Ws, n: usize) -> Dur
 
 #[tokio::test]
 async fn a_slow_consumer_is_closed_with_4008_and_nobody_else_waits() {
-    let server = TestServer::start_with(&["--outbound-queue", "100", "--tcp-send-buffer", "16384"]).await;
+    slow_consumer(&["--outbound-queue", "100", "--tcp-send-buffer", "16384"]).await;
+}
+
+#[tokio::test]
+async fn a_consumer_behind_by_too_many_bytes_is_closed_with_4008() {
+    slow_consumer(&["--outbound-bytes", "65536", "--tcp-send-buffer", "16384"]).await;
+}
+
+async fn slow_consumer(args: &[&str]) {
+    let server = TestServer::start_with(args).await;
     let token = server.session("alice").await;
     server.api(Some(&token)).create_room(json!({ "id": "fanout" })).await;
     let mut fast = server.ws(&token).await;
@@ -144,7 +153,7 @@ async fn a_slow_consumer_is_closed_with_4008_and_nobody_else_waits() {
     .expect("the slow client is closed");
     assert_eq!(code, Some(4008));
     println!(
-        "slow consumer: 1000 deltas to the fast client took {:?} without and {:?} with a stalled client",
+        "slow consumer ({args:?}): 1000 deltas to the fast client took {:?} without and {:?} with a stalled client",
         baseline, with_slow
     );
     assert!(with_slow < baseline * 3 + Duration::from_secs(1), "{with_slow:?} vs {baseline:?}");

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use super::auth::cookie_token;
 use super::rate_limit::TokenBucket;
 use crate::engine::Engine;
-use crate::engine::connection::{Connection, Eviction, OutboundReceiver, User, frame, outbound};
+use crate::engine::connection::{Connection, Eviction, FrameQueue, OutboundReceiver, User, frame, outbound};
 use crate::server::AppState;
 
 pub mod close {
@@ -86,7 +86,7 @@ enum Control {
 async fn serve(socket: WebSocket, state: AppState, user: User) {
     let engine = state.engine.clone();
     let sid = engine.new_sid();
-    let (out, out_rx) = outbound(state.config.outbound_queue);
+    let (out, out_rx) = outbound(state.config.outbound_queue, state.config.outbound_bytes);
     let conn = Arc::new(Connection { sid: sid.clone(), user, out });
     let (sink, stream) = socket.split();
     let (control_tx, control_rx) = mpsc::channel(4);
@@ -132,28 +132,28 @@ fn close_frame(code: u16, reason: &'static str) -> Message {
 }
 
 /// Writes one frame and whatever else is already queued, then flushes once.
-async fn write_batch(sink: &mut Sink, rx: &mut mpsc::Receiver<bytes::Bytes>) -> bool {
+async fn write_batch(sink: &mut Sink, rx: &mut FrameQueue) -> bool {
     let Some(first) = rx.recv().await else { return false };
     if sink.feed(text(first)).await.is_err() {
         return false;
     }
     for _ in 0..64 {
         match rx.try_recv() {
-            Ok(f) => {
+            Some(f) => {
                 if sink.feed(text(f)).await.is_err() {
                     return false;
                 }
             }
-            Err(_) => break,
+            None => break,
         }
     }
     sink.flush().await.is_ok()
 }
 
 /// Sends what is queued, then the close frame, within [`CLOSE_TIMEOUT`].
-async fn drain_and_close(sink: &mut Sink, rx: &mut mpsc::Receiver<bytes::Bytes>, close: Option<Message>) {
+async fn drain_and_close(sink: &mut Sink, rx: &mut FrameQueue, close: Option<Message>) {
     let finish = async {
-        while let Ok(f) = rx.try_recv() {
+        while let Some(f) = rx.try_recv() {
             if sink.feed(text(f)).await.is_err() {
                 return;
             }
