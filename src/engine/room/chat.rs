@@ -1,0 +1,102 @@
+//! Chat (PROTOCOL.md 6.5): send, edit own, recent history, rate limit.
+
+use super::*;
+
+impl RoomActor {
+    pub(super) async fn recent_chat(&mut self) -> Result<Vec<ChatMessage>, ErrorBody> {
+        if self.chat.is_none() {
+            let storage = &self.shared.storage;
+            let recent = storage.chat_page(&self.meta.id, None, RECENT_CHAT as u64).await.map_err(internal)?;
+            let last = storage.last_chat_id(&self.meta.id).await.map_err(internal)?;
+            self.chat = Some((recent.into(), last));
+        }
+        Ok(self.chat.as_ref().map(|(recent, _)| recent.iter().cloned().collect()).unwrap_or_default())
+    }
+
+    /// Applies the per-user chat rate limit.
+    pub(super) fn chat_allowed(&mut self, user: &Arc<str>) -> Result<(), ErrorBody> {
+        let (max, window) = (self.settings().chat_burst, self.settings().chat_window);
+        let sent = self.chat_rate.entry(user.clone()).or_default();
+        while sent.front().is_some_and(|t| t.elapsed() >= window) {
+            sent.pop_front();
+        }
+        if sent.len() >= max {
+            let wait = sent.front().map_or(window, |t| window.saturating_sub(t.elapsed()));
+            let mut e = err(ErrorCode::RateLimited, format!("at most {max} messages per {} s", window.as_secs()));
+            e.retry_after_ms = Some(wait.as_millis().max(1) as u64);
+            return Err(e);
+        }
+        sent.push_back(Instant::now());
+        Ok(())
+    }
+
+    pub(super) async fn chat_send(&mut self, conn: &Arc<Connection>, text: String) -> Result<Value, ErrorBody> {
+        let text = validate_chat_text(&text)?;
+        self.chat_allowed(&conn.user.id)?;
+        self.recent_chat().await?;
+        let Some((recent, last)) = self.chat.as_mut() else {
+            return Err(err(ErrorCode::Internal, "chat history unavailable"));
+        };
+        let message = ChatMessage {
+            id: *last + 1,
+            room_id: self.meta.id.clone(),
+            user_id: conn.user.id.to_string(),
+            user_name: conn.user.name.to_string(),
+            text,
+            timestamp: now_secs(),
+            edited_at: None,
+        };
+        self.shared.storage.save_chat(&message).await.map_err(internal)?;
+        *last = message.id;
+        recent.push_back(message.clone());
+        if recent.len() > RECENT_CHAT {
+            recent.pop_front();
+        }
+        let event = ServerEvent::ChatMessageNew(ChatEvent { room_id: self.meta.id.clone(), message: message.clone() });
+        self.broadcast_event(event, Some(&conn.sid));
+        Ok(serde_json::to_value(ChatReply { message }).unwrap_or_default())
+    }
+
+    pub(super) async fn chat_edit(
+        &mut self,
+        conn: &Arc<Connection>,
+        id: u64,
+        text: String,
+    ) -> Result<Value, ErrorBody> {
+        let text = validate_chat_text(&text)?;
+        self.recent_chat().await?;
+        let stored = self.shared.storage.chat_message(&self.meta.id, id).await.map_err(internal)?;
+        let Some(mut message) = stored else {
+            return Err(err(ErrorCode::NotFound, format!("no message {id}")));
+        };
+        if message.user_id != *conn.user.id {
+            return Err(err(ErrorCode::Forbidden, "you can only edit your own messages"));
+        }
+        message.text = text;
+        message.edited_at = Some(now_secs());
+        self.shared.storage.save_chat(&message).await.map_err(internal)?;
+        if let Some((recent, _)) = self.chat.as_mut()
+            && let Some(m) = recent.iter_mut().find(|m| m.id == id)
+        {
+            *m = message.clone();
+        }
+        let event =
+            ServerEvent::ChatMessageUpdated(ChatEvent { room_id: self.meta.id.clone(), message: message.clone() });
+        self.broadcast_event(event, Some(&conn.sid));
+        Ok(serde_json::to_value(ChatReply { message }).unwrap_or_default())
+    }
+}
+
+pub const MAX_CHAT_CHARS: usize = 2000;
+
+fn validate_chat_text(text: &str) -> Result<String, ErrorBody> {
+    let text = text.trim();
+    let n = text.chars().count();
+    if n == 0 {
+        return Err(err(ErrorCode::BadRequest, "field `text` is empty"));
+    }
+    if n > MAX_CHAT_CHARS {
+        return Err(err(ErrorCode::TooLarge, format!("field `text` is longer than {MAX_CHAT_CHARS} characters")));
+    }
+    Ok(text.to_string())
+}
