@@ -10,7 +10,7 @@ use crate::model::{LockMetadata, RoomMetadata, RoomStatus};
 /// Deserializes a present field as `Some(value)`, so that for a nullable field
 /// an explicit `null` becomes `Some(None)` ("set to null") while an absent
 /// field stays `None` ("unchanged").
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+pub(crate) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
 }
 

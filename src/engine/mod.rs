@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use app::api::{ChatPage, CreateRoom, FramePage, PatchRoom};
+use app::api::{ChatPage, CreateRoom, PatchRoom};
 use app::delta::RoomDelta;
 use app::error::{ErrorBody, ErrorCode};
 use app::ids::{CODE_ALPHABET, CODE_LEN, code_from_indices, is_valid_room_id, room_key};
@@ -191,10 +191,6 @@ impl Engine {
     /// The canonical id of a room, if it exists.
     pub fn resolve(&self, id: &str) -> Option<Arc<str>> {
         self.inner.rooms.get(&room_key(id)).map(|h| h.id.clone())
-    }
-
-    pub fn room_count(&self) -> usize {
-        self.inner.rooms.len()
     }
 
     /// Every room, oldest first.
@@ -453,12 +449,6 @@ impl Engine {
         let limit = limit.min(MAX_FRAMES_PER_PAGE);
         let frames = self.inner.shared.storage.frames(&room.id, offset, limit).await.map_err(storage_failed)?;
         Ok((frames, room.frame_count))
-    }
-
-    pub async fn frame_page(&self, id: &str, offset: u64, limit: u64) -> Result<FramePage, ErrorBody> {
-        let (frames, frame_count) = self.frames(id, offset, limit).await?;
-        let frames = frames.iter().map(|f| serde_json::from_str(f).unwrap_or(Value::Null)).collect();
-        Ok(FramePage { frames, offset, frame_count })
     }
 
     pub async fn chat_page(&self, id: &str, before: Option<u64>, limit: u64) -> Result<ChatPage, ErrorBody> {

@@ -87,11 +87,6 @@ impl Store {
         })
     }
 
-    /// A copy of every room, for tests and debugging.
-    pub fn snapshot(&self) -> Vec<RoomMetadata> {
-        self.rooms.with_untracked(|m| m.values().map(|r| r.get_untracked()).collect())
-    }
-
     fn insert(&self, room: RoomMetadata) {
         let key = room_key(&room.id);
         let existing = self.rooms.with_untracked(|m| m.get(&key).cloned());
