@@ -107,6 +107,23 @@ pub struct Config {
     /// Most frames in one append request.
     #[arg(long, env = "ROOMCAST_MAX_APPEND_FRAMES", default_value_t = 1000)]
     pub max_append_frames: usize,
+
+    /// Redis server to share with other Roomcast servers (e.g.
+    /// `redis://127.0.0.1:6379/0`). Without it the server runs alone on its
+    /// SQLite file (`--db`).
+    #[arg(long, env = "ROOMCAST_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key and channel, so deployments can share a
+    /// Redis server.
+    #[arg(long, env = "ROOMCAST_REDIS_PREFIX", default_value = "roomcast")]
+    pub redis_prefix: String,
+
+    /// Seconds after which a server that stopped sending heartbeats is
+    /// taken for dead: the others remove its connections from their rooms
+    /// and take over its rooms (within this time and a quarter more).
+    #[arg(long, env = "ROOMCAST_NODE_TTL_SECONDS", default_value_t = 5.0)]
+    pub node_ttl_seconds: f64,
 }
 
 fn seconds(s: f64) -> Duration {
@@ -114,6 +131,12 @@ fn seconds(s: f64) -> Duration {
 }
 
 impl Config {
+    /// The scale-out settings from these flags.
+    pub fn cluster_settings(&self) -> crate::cluster::ClusterSettings {
+        let node_ttl = seconds(self.node_ttl_seconds).max(Duration::from_millis(200));
+        crate::cluster::ClusterSettings { node_ttl, request_timeout: Duration::from_secs(5) }
+    }
+
     /// The engine's settings from these flags.
     pub fn engine_settings(&self) -> crate::engine::EngineSettings {
         crate::engine::EngineSettings {

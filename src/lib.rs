@@ -2,6 +2,7 @@
 //! transports. `main.rs` only parses flags and calls [`server::run`].
 #![recursion_limit = "512"]
 
+pub mod cluster;
 pub mod config;
 pub mod engine;
 pub mod server;

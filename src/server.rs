@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::sessions::Sessions;
+use crate::cluster::Cluster;
 use crate::storage::Storage;
 use crate::storage::sqlite::SqliteStorage;
 use crate::transport::{pages, rest, ws};
@@ -31,15 +32,17 @@ pub struct AppState {
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Opens the storage the configuration names.
-pub async fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, BoxError> {
-    Ok(Arc::new(SqliteStorage::open(&config.db)?))
-}
-
-/// Builds the router and its state.
+/// Builds the router and its state: on Redis with other servers when
+/// `--redis-url` is given, else alone on the SQLite file.
 pub async fn build(config: Config, shutdown: watch::Receiver<bool>) -> Result<(Router, Engine), BoxError> {
-    let storage = open_storage(&config).await?;
-    let engine = Engine::start(storage.clone(), config.engine_settings()).await?;
+    let (storage, cluster): (Arc<dyn Storage>, _) = match &config.redis_url {
+        Some(url) => {
+            let (cluster, inbox) = Cluster::connect(url, &config.redis_prefix, config.cluster_settings()).await?;
+            (Arc::new(cluster.storage()), Some((cluster, inbox)))
+        }
+        None => (Arc::new(SqliteStorage::open(&config.db)?), None),
+    };
+    let engine = Engine::start(storage.clone(), config.engine_settings(), cluster).await?;
     let sessions = Sessions::new(storage);
     let leptos_options = LeptosOptions::builder()
         .output_name("roomcast")
@@ -97,6 +100,7 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    engine.leave_cluster().await;
     tracing::info!("stopped");
     Ok(())
 }

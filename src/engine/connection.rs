@@ -9,7 +9,7 @@ use bytes::Bytes;
 use tokio::sync::{Notify, mpsc};
 
 /// A user as the engine sees one: the identity behind a session.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct User {
     pub id: Arc<str>,
     pub name: Arc<str>,

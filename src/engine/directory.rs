@@ -33,6 +33,10 @@ enum Command {
     List {
         done: oneshot::Sender<Vec<RoomMetadata>>,
     },
+    Get {
+        key: String,
+        done: oneshot::Sender<Option<RoomMetadata>>,
+    },
 }
 
 /// A handle to the directory task.
@@ -81,6 +85,15 @@ impl Directory {
     }
 }
 
+impl Directory {
+    /// One room's latest metadata.
+    pub async fn get(&self, key: String) -> Option<RoomMetadata> {
+        let (done, wait) = oneshot::channel();
+        self.tx.send(Command::Get { key, done }).await.ok()?;
+        wait.await.ok().flatten()
+    }
+}
+
 fn sorted(rooms: &HashMap<String, RoomMetadata>) -> Vec<RoomMetadata> {
     let mut list: Vec<RoomMetadata> = rooms.values().cloned().collect();
     list.sort_by(|a, b| a.created_at.total_cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
@@ -113,6 +126,9 @@ async fn run(mut rooms: HashMap<String, RoomMetadata>, mut rx: mpsc::Receiver<Co
             }
             Command::List { done } => {
                 let _ = done.send(sorted(&rooms));
+            }
+            Command::Get { key, done } => {
+                let _ = done.send(rooms.get(&key).cloned());
             }
         }
     }

@@ -7,10 +7,17 @@
 //! (`directory.rs`). The registry below maps ids to room tasks; its lock is
 //! taken only to create, delete or re-point the default room, and
 //! matchmaking has a lock of its own.
+//!
+//! With Redis (`cluster`), a room may be owned by another server: the
+//! engine then sends the room's commands there (`remote.rs` answers the
+//! other servers' requests, follows their room changes and takes over the
+//! rooms of a server that died).
 
+pub mod command;
 pub mod connection;
 mod directory;
 pub mod metrics;
+mod remote;
 mod room;
 pub mod settings;
 
@@ -30,11 +37,13 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{Mutex, mpsc};
 
+use crate::cluster::{Cluster, Inbound};
 use crate::storage::{Storage, StorageError, StoredRoom};
+use command::{Command, JoinMode, Outcome, Via};
 use connection::{Connection, User, frame};
 use directory::Directory;
 use metrics::Metrics;
-use room::{JoinMode, RoomCmd, RoomHandle, Shared, normalize_description, validate_seats};
+use room::{RoomHandle, Shared, normalize_description, validate_seats};
 pub use settings::EngineSettings;
 
 /// Unix time in seconds, as a float.
@@ -48,7 +57,10 @@ pub struct Engine {
 }
 
 struct Inner {
+    /// Rooms owned here, by key.
     rooms: DashMap<String, RoomHandle>,
+    /// Rooms owned by other servers, by key.
+    remote: DashMap<String, RemoteRoom>,
     /// Serializes creation, deletion and the default room.
     registry: Mutex<()>,
     /// Serializes matchmaking, so that concurrent matches fill one room
@@ -57,6 +69,29 @@ struct Inner {
     default_room: std::sync::Mutex<Option<String>>,
     shared: Arc<Shared>,
     next_sid: AtomicU64,
+}
+
+/// A room another server owns, as last announced.
+#[derive(Clone, Debug)]
+struct RemoteRoom {
+    id: Arc<str>,
+    owner: Arc<str>,
+    version: u64,
+}
+
+/// Where a room's commands go.
+enum Target {
+    Local(RoomHandle),
+    Remote(RemoteRoom),
+}
+
+impl Target {
+    fn id(&self) -> &Arc<str> {
+        match self {
+            Target::Local(h) => &h.id,
+            Target::Remote(r) => &r.id,
+        }
+    }
 }
 
 /// `GET /api/stats`.
@@ -123,40 +158,56 @@ pub const MAX_FRAMES_PER_PAGE: u64 = 1000;
 pub const MAX_CHAT_PER_PAGE: u64 = 100;
 
 impl Engine {
-    /// Loads every stored room and starts their tasks.
-    pub async fn start(storage: Arc<dyn Storage>, settings: EngineSettings) -> Result<Engine, StorageError> {
+    /// Loads every stored room and starts their tasks. With a cluster,
+    /// rooms that live servers own are only followed, and `inbox` brings
+    /// what the other servers send.
+    pub async fn start(
+        storage: Arc<dyn Storage>,
+        settings: EngineSettings,
+        cluster: Option<(Cluster, mpsc::UnboundedReceiver<Inbound>)>,
+    ) -> Result<Engine, StorageError> {
+        let (cluster, inbox) = cluster.unzip();
         let stored = storage.load_rooms().await?;
         let default_key = storage.default_room().await?.map(|id| room_key(&id));
         let mut metas = Vec::with_capacity(stored.len());
         let mut actives = Vec::with_capacity(stored.len());
-        for StoredRoom { meta, last_active } in stored {
-            let mut meta = fresh_after_restart(meta);
-            let is_default = default_key.as_deref() == Some(room_key(&meta.id).as_str());
-            if meta.is_default != is_default {
-                meta.is_default = is_default;
-                meta.version += 1;
+        let remote = DashMap::new();
+        let mut followed = Vec::new();
+        if let Some(cluster) = &cluster {
+            let (owned_elsewhere, rest) = remote::split_owned(cluster, stored).await.map_err(|e| StorageError(e.message))?;
+            for (meta, owner) in owned_elsewhere {
+                let key = room_key(&meta.id);
+                remote.insert(key, RemoteRoom { id: meta.id.as_str().into(), owner, version: meta.version });
+                followed.push(meta);
             }
-            actives.push(last_active);
-            metas.push(meta);
+            stored_rooms_into(rest, &default_key, &mut metas, &mut actives);
+        } else {
+            stored_rooms_into(stored, &default_key, &mut metas, &mut actives);
         }
-        let directory = Directory::start(metas.clone());
+        let directory = Directory::start(metas.iter().cloned().chain(followed).collect());
         let (expired_tx, expired_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             storage,
             directory,
             settings,
             metrics: Arc::new(Metrics::default()),
+            cluster: cluster.clone(),
             expired: expired_tx,
         });
         let rooms = DashMap::new();
         for (meta, last_active) in metas.into_iter().zip(actives) {
             let key = room_key(&meta.id);
+            if let Some(cluster) = &cluster {
+                let stored = StoredRoom { meta: meta.clone(), last_active };
+                cluster.commit_room(&stored, &frame(ServerEvent::RoomUpdate(RoomDelta::creation(&meta)).to_json()));
+            }
             rooms.insert(key, RoomHandle::spawn(meta, last_active, shared.clone()));
         }
-        tracing::info!(rooms = rooms.len(), "engine started");
+        tracing::info!(rooms = rooms.len(), followed = remote.len(), "engine started");
         let engine = Engine {
             inner: Arc::new(Inner {
                 rooms,
+                remote,
                 registry: Mutex::new(()),
                 matchmaking: Mutex::new(()),
                 default_room: std::sync::Mutex::new(default_key),
@@ -165,7 +216,40 @@ impl Engine {
             }),
         };
         tokio::spawn(reap_idle_rooms(engine.clone(), expired_rx));
+        if let (Some(cluster), Some(inbox)) = (cluster, inbox) {
+            tokio::spawn(remote::serve(engine.clone(), inbox));
+            tokio::spawn(remote::watch_nodes(engine.clone(), cluster));
+        }
         Ok(engine)
+    }
+}
+
+/// Stored rooms as this server starts them: live state cleared, the
+/// default flag as stored.
+fn stored_rooms_into(
+    stored: Vec<StoredRoom>,
+    default_key: &Option<String>,
+    metas: &mut Vec<RoomMetadata>,
+    actives: &mut Vec<f64>,
+) {
+    for StoredRoom { meta, last_active } in stored {
+        let mut meta = fresh_after_restart(meta);
+        let is_default = default_key.as_deref() == Some(room_key(&meta.id).as_str());
+        if meta.is_default != is_default {
+            meta.is_default = is_default;
+            meta.version += 1;
+        }
+        actives.push(last_active);
+            metas.push(meta);
+    }
+}
+
+impl Engine {
+    /// At shutdown: lets the other servers take over at once.
+    pub async fn leave_cluster(&self) {
+        if let Some(cluster) = self.cluster() {
+            cluster.leave().await;
+        }
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -184,13 +268,42 @@ impl Engine {
         format!("c_{n:x}{}", tail.to_ascii_lowercase()).into()
     }
 
-    fn handle(&self, id: &str) -> Result<RoomHandle, ErrorBody> {
-        self.inner.rooms.get(&room_key(id)).map(|h| h.clone()).ok_or_else(|| not_found(id))
+    fn cluster(&self) -> Option<&Cluster> {
+        self.inner.shared.cluster.as_ref()
+    }
+
+    fn target(&self, id: &str) -> Result<Target, ErrorBody> {
+        let key = room_key(id);
+        if let Some(h) = self.inner.rooms.get(&key) {
+            return Ok(Target::Local(h.clone()));
+        }
+        self.inner.remote.get(&key).map(|r| Target::Remote(r.clone())).ok_or_else(|| not_found(id))
+    }
+
+    /// Runs a command on a room, here or on the server owning it; returns
+    /// the room's canonical id and the answer.
+    async fn ask(&self, id: &str, cmd: Command, via: Via) -> Result<(Arc<str>, Outcome), ErrorBody> {
+        let target = self.target(id)?;
+        let outcome = match &target {
+            Target::Local(h) => {
+                let deleting = matches!(cmd, Command::Delete { .. });
+                let outcome = h.ask(cmd, via).await?;
+                if deleting {
+                    self.forget(h);
+                }
+                outcome
+            }
+            Target::Remote(r) => match self.cluster() {
+                Some(cluster) => cluster.request(&r.owner, &room_key(id), cmd).await?,
+                None => return Err(not_found(id)),
+            },
+        };
+        Ok((target.id().clone(), outcome))
     }
 
     /// The canonical id of a room, if it exists.
     pub fn resolve(&self, id: &str) -> Option<Arc<str>> {
-        self.inner.rooms.get(&room_key(id)).map(|h| h.id.clone())
+        self.target(id).ok().map(|t| t.id().clone())
     }
 
     /// Every room, oldest first.
@@ -198,8 +311,13 @@ impl Engine {
         self.inner.shared.directory.list().await
     }
 
+    /// A room's metadata: from its task when owned here, else as the
+    /// owner last announced it (no request to the owner).
     pub async fn get_room(&self, id: &str) -> Result<RoomMetadata, ErrorBody> {
-        self.handle(id)?.get().await.ok_or_else(|| not_found(id))
+        match self.target(id)? {
+            Target::Local(h) => h.ask(Command::Get, Via::Local(None)).await?.meta(),
+            Target::Remote(_) => self.inner.shared.directory.get(room_key(id)).await.ok_or_else(|| not_found(id)),
+        }
     }
 
     fn generate_id(&self) -> String {
@@ -210,16 +328,17 @@ impl Engine {
                 *i = rng.random_range(0..CODE_ALPHABET.len()) as u8;
             }
             let id = code_from_indices(indices);
-            if !self.inner.rooms.contains_key(&room_key(&id)) {
+            if self.target(&id).is_err() {
                 return id;
             }
         }
     }
 
     /// Makes space for one more room: evicts the least recently active room
-    /// that has no connections and is neither default nor locked.
+    /// that has no connections and is neither default nor locked (with a
+    /// cluster: of the rooms this server owns).
     async fn make_space(&self) -> Result<(), ErrorBody> {
-        if self.inner.rooms.len() < self.settings().max_rooms {
+        if self.inner.rooms.len() + self.inner.remote.len() < self.settings().max_rooms {
             return Ok(());
         }
         let mut candidates: Vec<(f64, RoomHandle)> = self
@@ -232,7 +351,7 @@ impl Engine {
             .collect();
         candidates.sort_by(|a, b| a.0.total_cmp(&b.0));
         for (_, handle) in candidates {
-            let evicted = handle.ask(|done| RoomCmd::Delete { user: None, reason: DeleteReason::Evicted, done }).await;
+            let evicted = handle.ask(Command::Delete { user: None, reason: DeleteReason::Evicted }, Via::Local(None)).await;
             if evicted.is_ok() {
                 self.forget(&handle);
                 tracing::info!(room = %handle.id, "room evicted to make space");
@@ -278,6 +397,11 @@ impl Engine {
             None => self.generate_id(),
         };
         self.make_space().await?;
+        if let Some(cluster) = self.cluster()
+            && !cluster.claim(&room_key(&id)).await?
+        {
+            return Err(ErrorBody::new(ErrorCode::Conflict, format!("room {id} exists")));
+        }
         let now = now_secs();
         let mut meta = RoomMetadata::new(id, now);
         meta.description = description;
@@ -292,43 +416,45 @@ impl Engine {
         let handle = RoomHandle::spawn(meta.clone(), now, shared.clone());
         self.inner.rooms.insert(room_key(&meta.id), handle);
         let payload = frame(ServerEvent::RoomUpdate(RoomDelta::creation(&meta)).to_json());
+        if let Some(cluster) = self.cluster() {
+            cluster.commit_room(&StoredRoom { meta: meta.clone(), last_active: now }, &payload);
+        }
         shared.directory.upsert(meta.clone(), payload).await;
         tracing::info!(room = %meta.id, host = %user.id, "room created");
         Ok(meta)
     }
 
     pub async fn patch_room(&self, user: &User, id: &str, patch: PatchRoom) -> Result<RoomMetadata, ErrorBody> {
-        let handle = self.handle(id)?;
-        let user = user.clone();
-        handle.ask(|done| RoomCmd::Patch { user, patch, done }).await
+        self.ask(id, Command::Patch { user: user.clone(), patch }, Via::Local(None)).await?.1.meta()
     }
 
     /// Deletes a room: `user` must be its host; `None` is the server itself.
     pub async fn delete_room(&self, user: Option<&User>, id: &str, reason: DeleteReason) -> Result<(), ErrorBody> {
         let _registry = self.inner.registry.lock().await;
-        let handle = self.handle(id)?;
-        let user = user.cloned();
-        handle.ask(|done| RoomCmd::Delete { user, reason, done }).await?;
-        self.forget(&handle);
-        tracing::info!(room = %handle.id, reason = reason.as_str(), "room deleted");
+        let (id, _) = self.ask(id, Command::Delete { user: user.cloned(), reason }, Via::Local(None)).await?;
+        tracing::info!(room = %id, reason = reason.as_str(), "room deleted");
         Ok(())
     }
 
     /// Makes `id` the default room (or none), moving the flag off the old one.
     pub async fn set_default_room(&self, id: Option<&str>) -> Result<Option<RoomMetadata>, ErrorBody> {
         let _registry = self.inner.registry.lock().await;
-        let new = id.map(|id| self.handle(id)).transpose()?;
-        let new_key = new.as_ref().map(|h| room_key(&h.id));
-        let old_key = self.inner.default_room.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        self.inner.shared.storage.set_default_room(new.as_ref().map(|h| &*h.id)).await.map_err(storage_failed)?;
+        let new = id.map(|id| self.target(id).map(|t| t.id().clone())).transpose()?;
+        let new_key = new.as_ref().map(|id| room_key(id));
+        let old_key = match self.cluster() {
+            // Another server may have moved it.
+            Some(_) => self.inner.shared.storage.default_room().await.map_err(storage_failed)?.map(|id| room_key(&id)),
+            None => self.inner.default_room.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        };
+        self.inner.shared.storage.set_default_room(new.as_deref()).await.map_err(storage_failed)?;
         *self.inner.default_room.lock().unwrap_or_else(|e| e.into_inner()) = new_key.clone();
         if let Some(old) = old_key.filter(|k| Some(k) != new_key.as_ref())
-            && let Some(h) = self.inner.rooms.get(&old).map(|h| h.clone())
+            && self.target(&old).is_ok()
         {
-            h.ask(|done| RoomCmd::SetDefault { value: false, done }).await?;
+            self.ask(&old, Command::SetDefault { value: false }, Via::Local(None)).await?;
         }
         match new {
-            Some(h) => h.ask(|done| RoomCmd::SetDefault { value: true, done }).await.map(Some),
+            Some(id) => self.ask(&id, Command::SetDefault { value: true }, Via::Local(None)).await?.1.meta().map(Some),
             None => Ok(None),
         }
     }
@@ -353,14 +479,39 @@ impl Engine {
         role: Option<Role>,
         reply_id: Option<u64>,
     ) -> Result<Arc<str>, ErrorBody> {
-        let handle = self.handle(id)?;
-        handle.ask(|done| RoomCmd::Join { conn, role, mode: JoinMode::Normal, reply_id, done }).await?;
-        Ok(handle.id)
+        self.join_with(conn, id, role, JoinMode::Normal, reply_id).await.map(|(id, _)| id)
+    }
+
+    /// Joins `conn` to a room here or on its owner. A connection joining a
+    /// room owned elsewhere is registered for the room's events first.
+    async fn join_with(
+        &self,
+        conn: Arc<Connection>,
+        id: &str,
+        role: Option<Role>,
+        mode: JoinMode,
+        reply_id: Option<u64>,
+    ) -> Result<(Arc<str>, Role), ErrorBody> {
+        let cmd = Command::Join { sid: conn.sid.clone(), user: conn.user.clone(), role, mode, reply_id };
+        let key = room_key(id);
+        let remote = matches!(self.target(id)?, Target::Remote(_));
+        if remote && let Some(cluster) = self.cluster() {
+            cluster.edge_join(&key, conn.clone()).await?;
+        }
+        let joined = self.ask(id, cmd, Via::Local(Some(conn.clone()))).await;
+        if remote && joined.is_err() && let Some(cluster) = self.cluster() {
+            cluster.edge_leave(&key, &conn.sid).await;
+        }
+        let (id, outcome) = joined?;
+        Ok((id, outcome.role()?))
     }
 
     pub async fn leave_room(&self, sid: Arc<str>, id: &str) -> Result<(), ErrorBody> {
-        let handle = self.handle(id)?;
-        handle.ask(|done| RoomCmd::Leave { sid, done }).await
+        let left = self.ask(id, Command::Leave { sid: sid.clone() }, Via::Local(None)).await;
+        if let Some(cluster) = self.cluster() {
+            cluster.edge_leave(&room_key(id), &sid).await;
+        }
+        left.map(|_| ())
     }
 
     /// A room event (`keep_alive`, locks, presenter, chat, signal, start,
@@ -371,8 +522,8 @@ impl Engine {
         id: &str,
         event: app::protocol::ClientEvent,
     ) -> Result<Value, ErrorBody> {
-        let handle = self.handle(id)?;
-        handle.ask(|done| RoomCmd::Event { conn, event, done }).await
+        let cmd = Command::Event { sid: conn.sid.clone(), user: conn.user.clone(), event };
+        self.ask(id, cmd, Via::Local(None)).await?.1.value()
     }
 
     /// Candidate rooms for a match, oldest first.
@@ -390,6 +541,22 @@ impl Engine {
         Ok(n)
     }
 
+    /// Serializes matchmaking: on one server with a lock, across servers
+    /// with the shared lock, after which this server's room list has every
+    /// room the previous holder opened.
+    async fn lock_matchmaking(&self) -> Result<MatchmakingGuard<'_>, ErrorBody> {
+        let local = self.inner.matchmaking.lock().await;
+        let shared = match self.cluster() {
+            Some(cluster) => {
+                let lock = cluster.lock_matchmaking().await?;
+                cluster.barrier().await;
+                Some(lock)
+            }
+            None => None,
+        };
+        Ok(MatchmakingGuard { _local: local, shared })
+    }
+
     /// `match`: joins a waiting room with a free seat and `maxMembers`
     /// seats, or creates one, as one step. Returns the canonical room id.
     pub async fn match_room(
@@ -399,48 +566,53 @@ impl Engine {
         reply_id: Option<u64>,
     ) -> Result<Arc<str>, ErrorBody> {
         let n = Self::match_size(max_members)?;
-        let _matching = self.inner.matchmaking.lock().await;
+        let guard = self.lock_matchmaking().await?;
+        let result = self.match_room_locked(conn, n, reply_id).await;
+        guard.release().await;
+        result
+    }
+
+    async fn match_room_locked(
+        &self,
+        conn: Arc<Connection>,
+        n: u32,
+        reply_id: Option<u64>,
+    ) -> Result<Arc<str>, ErrorBody> {
+        let mode = JoinMode::Match { max_members: n };
         for candidate in self.match_candidates(n).await {
-            let Ok(handle) = self.handle(&candidate.id) else { continue };
-            let conn = conn.clone();
-            let mode = JoinMode::Match { max_members: n };
-            let joined =
-                handle.ask(|done| RoomCmd::Join { conn, role: Some(Role::Member), mode, reply_id, done }).await;
-            if joined.is_ok() {
-                return Ok(handle.id);
+            if let Ok((id, _)) = self.join_with(conn.clone(), &candidate.id, Some(Role::Member), mode, reply_id).await {
+                return Ok(id);
             }
         }
         let room = self.create_room(&conn.user, CreateRoom { max_members: Some(n), ..Default::default() }).await?;
-        let handle = self.handle(&room.id)?;
-        let mode = JoinMode::Match { max_members: n };
-        handle.ask(|done| RoomCmd::Join { conn, role: Some(Role::Member), mode, reply_id, done }).await?;
-        Ok(handle.id)
+        self.join_with(conn, &room.id, Some(Role::Member), mode, reply_id).await.map(|(id, _)| id)
     }
 
     /// `POST /api/match`: like `match`, but holds the seat for the grace
     /// period until the user joins over a socket.
     pub async fn match_reserve(&self, user: &User, max_members: Option<u32>) -> Result<Matched, ErrorBody> {
         let n = Self::match_size(max_members)?;
-        let _matching = self.inner.matchmaking.lock().await;
+        let guard = self.lock_matchmaking().await?;
+        let result = self.match_reserve_locked(user, n).await;
+        guard.release().await;
+        result
+    }
+
+    async fn match_reserve_locked(&self, user: &User, n: u32) -> Result<Matched, ErrorBody> {
+        let reserve = || Command::Reserve { user: user.clone(), max_members: n };
         for candidate in self.match_candidates(n).await {
-            let Ok(handle) = self.handle(&candidate.id) else { continue };
-            let u = user.clone();
-            if let Ok(room) = handle.ask(|done| RoomCmd::Reserve { user: u, max_members: n, done }).await {
-                return Ok(Matched { room, role: Role::Member });
+            if let Ok((_, outcome)) = self.ask(&candidate.id, reserve(), Via::Local(None)).await {
+                return Ok(Matched { room: outcome.meta()?, role: Role::Member });
             }
         }
         let room = self.create_room(user, CreateRoom { max_members: Some(n), ..Default::default() }).await?;
-        let handle = self.handle(&room.id)?;
-        let u = user.clone();
-        let room = handle.ask(|done| RoomCmd::Reserve { user: u, max_members: n, done }).await?;
+        let room = self.ask(&room.id, reserve(), Via::Local(None)).await?.1.meta()?;
         Ok(Matched { room, role: Role::Member })
     }
 
     /// Appends frames (raw JSON texts) to a room; returns the frame count.
     pub async fn append_frames(&self, user: &User, id: &str, frames: Vec<String>) -> Result<u64, ErrorBody> {
-        let handle = self.handle(id)?;
-        let user = user.clone();
-        handle.ask(|done| RoomCmd::AppendFrames { user, frames, done }).await
+        self.ask(id, Command::AppendFrames { user: user.clone(), frames }, Via::Local(None)).await?.1.count()
     }
 
     /// A page of frames as raw JSON texts.
@@ -502,6 +674,20 @@ impl Engine {
             users: metrics.users(),
             by_status,
             room_details,
+        }
+    }
+}
+
+/// The matchmaking locks; `release` frees them.
+struct MatchmakingGuard<'a> {
+    _local: tokio::sync::MutexGuard<'a, ()>,
+    shared: Option<crate::cluster::MatchLock>,
+}
+
+impl MatchmakingGuard<'_> {
+    async fn release(self) {
+        if let Some(lock) = self.shared {
+            lock.release().await;
         }
     }
 }

@@ -1,6 +1,9 @@
-//! Durable state behind one trait: rooms, the default room and sessions.
-//! The engine holds the live state; storage is what survives a restart.
+//! Durable state behind one trait: rooms, the default room, sessions,
+//! frames and chat. The engine holds the live state; storage is what
+//! survives a restart. Two backends: embedded SQLite (the default) and
+//! Redis (shared by several servers).
 
+pub mod redis;
 pub mod sqlite;
 
 use app::model::{ChatMessage, RoomMetadata};
@@ -33,6 +36,8 @@ pub struct StoredSession {
 pub trait Storage: Send + Sync + 'static {
     /// Every stored room, for start-up.
     async fn load_rooms(&self) -> StorageResult<Vec<StoredRoom>>;
+    /// One stored room, for a server taking over a room of one that died.
+    async fn load_room(&self, id: &str) -> StorageResult<Option<StoredRoom>>;
     /// Creates or replaces a room's durable record.
     async fn save_room(&self, room: &StoredRoom) -> StorageResult<()>;
     /// Removes a room and everything stored for it.

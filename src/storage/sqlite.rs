@@ -100,6 +100,20 @@ impl Storage for SqliteStorage {
             .collect()
     }
 
+    async fn load_room(&self, id: &str) -> StorageResult<Option<StoredRoom>> {
+        let k = key(id);
+        let row: Option<(String, f64)> = self
+            .with(move |c| {
+                c.query_row("SELECT meta, last_active FROM rooms WHERE key = ?1", params![k], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+            })
+            .await?;
+        row.map(|(meta, last_active)| Ok(StoredRoom { meta: serde_json::from_str(&meta).map_err(err)?, last_active }))
+            .transpose()
+    }
+
     async fn save_room(&self, room: &StoredRoom) -> StorageResult<()> {
         let meta = serde_json::to_string(&room.meta).map_err(err)?;
         let k = key(&room.meta.id);

@@ -20,9 +20,33 @@ pub const WAIT: Duration = Duration::from_secs(5);
 pub struct TestServer {
     pub port: u16,
     pub db: PathBuf,
+    /// The Redis server and key prefix, when running on Redis.
+    pub redis: Option<RedisTarget>,
     args: Vec<String>,
     child: Option<Child>,
     _dir: Option<tempfile::TempDir>,
+}
+
+/// A Redis server and a key prefix of its own, so that tests running at
+/// the same time do not see each other's rooms.
+#[derive(Clone, Debug)]
+pub struct RedisTarget {
+    pub url: String,
+    pub prefix: String,
+}
+
+impl RedisTarget {
+    /// The Redis server named by `ROOMCAST_TEST_REDIS`, with a fresh prefix.
+    pub fn from_env() -> Option<RedisTarget> {
+        let url = std::env::var("ROOMCAST_TEST_REDIS").ok().filter(|u| !u.is_empty())?;
+        let n: u64 = rand::random();
+        Some(RedisTarget { url, prefix: format!("test-{n:016x}") })
+    }
+
+    /// Like `from_env`, for tests that only make sense on Redis.
+    pub fn required() -> RedisTarget {
+        Self::from_env().expect("set ROOMCAST_TEST_REDIS to a running Redis server (scripts/test.sh starts one)")
+    }
 }
 
 fn free_port() -> u16 {
@@ -32,12 +56,19 @@ fn free_port() -> u16 {
 
 impl TestServer {
     /// Starts a server on a fresh database with extra flags.
+    /// On Redis when `ROOMCAST_TEST_REDIS` is set, else on SQLite.
     pub async fn start_with(args: &[&str]) -> TestServer {
+        Self::start_on_redis(RedisTarget::from_env(), args).await
+    }
+
+    /// Starts a server on `redis` (or a fresh SQLite file when `None`).
+    pub async fn start_on_redis(redis: Option<RedisTarget>, args: &[&str]) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("roomcast.db");
         let mut server = TestServer {
             port: 0,
             db,
+            redis,
             args: args.iter().map(|s| s.to_string()).collect(),
             child: None,
             _dir: Some(dir),
@@ -55,6 +86,7 @@ impl TestServer {
         let mut server = TestServer {
             port: 0,
             db: db.to_path_buf(),
+            redis: None,
             args: args.iter().map(|s| s.to_string()).collect(),
             child: None,
             _dir: None,
@@ -67,11 +99,20 @@ impl TestServer {
         if self.port == 0 {
             self.port = free_port();
         }
+        let mut redis_args = Vec::new();
+        if let Some(redis) = &self.redis {
+            redis_args.extend(["--redis-url".to_string(), redis.url.clone()]);
+            redis_args.extend(["--redis-prefix".to_string(), redis.prefix.clone()]);
+            if !self.args.iter().any(|a| a == "--node-ttl-seconds") {
+                redis_args.extend(["--node-ttl-seconds".to_string(), "1".to_string()]);
+            }
+        }
         let child = Command::new(env!("CARGO_BIN_EXE_roomcast"))
             .arg("--addr")
             .arg(format!("127.0.0.1:{}", self.port))
             .arg("--db")
             .arg(&self.db)
+            .args(&redis_args)
             .args(&self.args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())

@@ -30,7 +30,7 @@ impl RoomActor {
         Ok(())
     }
 
-    pub(super) async fn chat_send(&mut self, conn: &Arc<Connection>, text: String) -> Result<Value, ErrorBody> {
+    pub(super) async fn chat_send(&mut self, conn: &Member, text: String) -> Result<Value, ErrorBody> {
         let text = validate_chat_text(&text)?;
         self.chat_allowed(&conn.user.id)?;
         self.recent_chat().await?;
@@ -59,7 +59,7 @@ impl RoomActor {
 
     pub(super) async fn chat_edit(
         &mut self,
-        conn: &Arc<Connection>,
+        conn: &Member,
         id: u64,
         text: String,
     ) -> Result<Value, ErrorBody> {

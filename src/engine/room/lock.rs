@@ -27,7 +27,7 @@ impl RoomActor {
 
     pub(super) async fn lock_acquire(
         &mut self,
-        conn: &Arc<Connection>,
+        conn: &Member,
         msg: Option<String>,
         ttl: Option<u32>,
     ) -> Result<Value, ErrorBody> {

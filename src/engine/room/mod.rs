@@ -24,11 +24,13 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::command::{Command, JoinMode, Outcome, Via};
 use super::connection::{Connection, Frame, User, frame};
 use super::directory::Directory;
 use super::metrics::Metrics;
 use super::now_secs;
 use super::settings::EngineSettings;
+use crate::cluster::Cluster;
 use crate::storage::{Storage, StoredRoom};
 
 mod chat;
@@ -39,62 +41,11 @@ mod timers;
 
 type Done<T> = oneshot::Sender<Result<T, ErrorBody>>;
 
-/// How a join is checked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum JoinMode {
-    /// `join:room`: a seat if one is free, else spectator if allowed.
-    Normal,
-    /// `match`: only a free member seat in a waiting, open, listed room
-    /// with this many seats.
-    Match { max_members: u32 },
-}
-
-pub(super) enum RoomCmd {
-    Get {
-        done: oneshot::Sender<RoomMetadata>,
-    },
-    Join {
-        conn: Arc<Connection>,
-        role: Option<Role>,
-        mode: JoinMode,
-        reply_id: Option<u64>,
-        done: Done<Role>,
-    },
-    /// Holds a member seat for `user` without a connection (REST match):
-    /// the seat lasts the grace period unless the user joins.
-    Reserve {
-        user: User,
-        max_members: u32,
-        done: Done<RoomMetadata>,
-    },
-    Leave {
-        sid: Arc<str>,
-        done: Done<()>,
-    },
-    Patch {
-        user: User,
-        patch: PatchRoom,
-        done: Done<RoomMetadata>,
-    },
-    Delete {
-        user: Option<User>,
-        reason: DeleteReason,
-        done: Done<()>,
-    },
-    SetDefault {
-        value: bool,
-        done: Done<RoomMetadata>,
-    },
-    Event {
-        conn: Arc<Connection>,
-        event: ClientEvent,
-        done: Done<Value>,
-    },
-    AppendFrames {
-        user: User,
-        frames: Vec<String>,
-        done: Done<u64>,
-    },
+/// A command for the room task and where to answer it.
+pub(super) struct RoomCmd {
+    pub cmd: Command,
+    pub via: Via,
+    pub done: Done<Outcome>,
 }
 
 /// What every room task shares.
@@ -103,6 +54,8 @@ pub(super) struct Shared {
     pub directory: Directory,
     pub settings: EngineSettings,
     pub metrics: Arc<Metrics>,
+    /// The other servers, when running on Redis.
+    pub cluster: Option<Cluster>,
     /// Rooms whose idle timeout passed ask the engine to delete them here.
     pub expired: mpsc::UnboundedSender<Arc<str>>,
 }
@@ -148,6 +101,7 @@ impl RoomHandle {
         let pulse = Arc::new(Pulse::default());
         let idle_for = Duration::from_secs_f64((now_secs() - last_active).max(0.0));
         let actor = RoomActor {
+            key: app::ids::room_key(&meta.id),
             host_absent_since: Some(Instant::now()),
             meta,
             last_active: Instant::now().checked_sub(idle_for).unwrap_or_else(Instant::now),
@@ -169,25 +123,38 @@ impl RoomHandle {
 
     /// Sends a command and waits for its answer; a room that went away in
     /// between answers `not_found`.
-    pub(super) async fn ask<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, ErrorBody>>) -> RoomCmd,
-    ) -> Result<T, ErrorBody> {
+    pub(super) async fn ask(&self, cmd: Command, via: Via) -> Result<Outcome, ErrorBody> {
         let (done, wait) = oneshot::channel();
-        self.tx.send(make(done)).await.map_err(|_| gone(&self.id))?;
+        self.tx.send(RoomCmd { cmd, via, done }).await.map_err(|_| gone(&self.id))?;
         wait.await.map_err(|_| gone(&self.id))?
-    }
-
-    pub(super) async fn get(&self) -> Option<RoomMetadata> {
-        let (done, wait) = oneshot::channel();
-        self.tx.send(RoomCmd::Get { done }).await.ok()?;
-        wait.await.ok()
     }
 }
 
-/// A connection in `room:<id>`.
+/// A connection in `room:<id>`: on this server, or on another one (its
+/// events then travel through the room's Redis channel).
+#[derive(Clone)]
+pub(super) struct Member {
+    pub sid: Arc<str>,
+    pub user: User,
+    pub link: Link,
+}
+
+#[derive(Clone)]
+pub(super) enum Link {
+    Local(Arc<Connection>),
+    Node(Arc<str>),
+}
+
 struct Present {
-    conn: Arc<Connection>,
+    member: Member,
+}
+
+/// A presence entry as recorded in Redis for a server taking over.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(super) struct PresenceRecord {
+    pub node: Arc<str>,
+    pub user: User,
+    pub role: Role,
 }
 
 /// A user's place in the room: its role, its connections, and since when
@@ -217,6 +184,8 @@ struct Presenting {
 }
 
 struct RoomActor {
+    /// The room's key (its id in lower case).
+    key: String,
     meta: RoomMetadata,
     last_active: Instant,
     warned: bool,
@@ -264,49 +233,42 @@ impl RoomActor {
     }
 
     /// Handles one command; true when the room is gone.
-    async fn handle(&mut self, cmd: RoomCmd) -> bool {
-        match cmd {
-            RoomCmd::Get { done } => {
-                let _ = done.send(self.meta.clone());
+    async fn handle(&mut self, RoomCmd { cmd, via, done }: RoomCmd) -> bool {
+        let mut deleted = false;
+        let result = match cmd {
+            Command::Get => Ok(Outcome::Meta(Box::new(self.meta.clone()))),
+            Command::Join { sid, user, role, mode, reply_id } => {
+                let link = match via {
+                    Via::Local(Some(conn)) => Link::Local(conn),
+                    Via::Node(node) => Link::Node(node),
+                    Via::Local(None) => {
+                        let _ = done.send(Err(err(ErrorCode::Internal, "a join needs its connection")));
+                        return false;
+                    }
+                };
+                self.join(Member { sid, user, link }, role, mode, reply_id).await.map(Outcome::Role)
             }
-            RoomCmd::Join { conn, role, mode, reply_id, done } => {
-                let result = self.join(conn, role, mode, reply_id).await;
-                let _ = done.send(result);
+            Command::Reserve { user, max_members } => {
+                self.reserve(user, max_members).await.map(|m| Outcome::Meta(Box::new(m)))
             }
-            RoomCmd::Reserve { user, max_members, done } => {
-                let result = self.reserve(user, max_members).await;
-                let _ = done.send(result);
-            }
-            RoomCmd::Leave { sid, done } => {
-                let result = self.leave(&sid).await;
-                let _ = done.send(result);
-            }
-            RoomCmd::Patch { user, patch, done } => {
-                let result = self.patch(&user, patch).await;
-                let _ = done.send(result);
-            }
-            RoomCmd::SetDefault { value, done } => {
+            Command::Leave { sid } => self.leave(&sid).await.map(|()| Outcome::Done),
+            Command::Patch { user, patch } => self.patch(&user, patch).await.map(|m| Outcome::Meta(Box::new(m))),
+            Command::SetDefault { value } => {
                 let mut next = self.meta.clone();
                 next.is_default = value;
-                let result = self.commit(next, true, None).await.map(|()| self.meta.clone());
-                let _ = done.send(result);
+                self.commit(next, true, None).await.map(|()| Outcome::Meta(Box::new(self.meta.clone())))
             }
-            RoomCmd::Event { conn, event, done } => {
-                let result = self.event(&conn, event).await;
-                let _ = done.send(result);
-            }
-            RoomCmd::AppendFrames { user, frames, done } => {
-                let result = self.append_frames(&user, frames).await;
-                let _ = done.send(result);
-            }
-            RoomCmd::Delete { user, reason, done } => {
+            Command::Event { sid, user: _, event } => self.event(&sid, event).await.map(Outcome::Value),
+            Command::AppendFrames { user, frames } => self.append_frames(&user, frames).await.map(Outcome::Count),
+            Command::NodeGone { node } => self.node_gone(&node).await.map(|()| Outcome::Done),
+            Command::Delete { user, reason } => {
                 let result = self.delete(user.as_ref(), reason).await;
-                let deleted = result.is_ok();
-                let _ = done.send(result);
-                return deleted;
+                deleted = result.is_ok();
+                result.map(|()| Outcome::Done)
             }
-        }
-        false
+        };
+        let _ = done.send(result);
+        deleted
     }
 
     fn settings(&self) -> &EngineSettings {
@@ -375,6 +337,9 @@ impl RoomActor {
         let sent = self.broadcast(&payload, skip);
         self.shared.metrics.deltas(sent);
         self.publish_pulse();
+        if let Some(cluster) = &self.shared.cluster {
+            cluster.commit_room(&StoredRoom { meta: self.meta.clone(), last_active: self.last_active_unix() }, &payload);
+        }
         self.shared.directory.upsert(self.meta.clone(), payload).await;
     }
 
@@ -382,16 +347,39 @@ impl RoomActor {
         now_secs() - self.last_active.elapsed().as_secs_f64()
     }
 
-    /// Queues a frame on every connection in the channel but `skip`;
-    /// returns how many.
+    /// Queues a frame on every connection in the channel but `skip`, and
+    /// publishes it once for the connections on other servers; returns how
+    /// many local connections took it.
     fn broadcast(&self, payload: &Frame, skip: Option<&str>) -> u64 {
         let mut sent = 0;
+        let mut remote = false;
         for (sid, p) in &self.present {
-            if Some(&**sid) != skip && p.conn.out.send(payload) {
-                sent += 1;
+            if Some(&**sid) == skip {
+                continue;
+            }
+            match &p.member.link {
+                Link::Local(conn) => sent += u64::from(conn.out.send(payload)),
+                Link::Node(_) => remote = true,
             }
         }
+        if remote && let Some(cluster) = &self.shared.cluster {
+            cluster.room_event(&self.key, skip, payload);
+        }
         sent
+    }
+
+    /// Queues a frame for one member.
+    fn send_to(&self, member: &Member, payload: &Frame) {
+        match &member.link {
+            Link::Local(conn) => {
+                conn.out.send(payload);
+            }
+            Link::Node(_) => {
+                if let Some(cluster) = &self.shared.cluster {
+                    cluster.room_event_to(&self.key, &member.sid, false, payload);
+                }
+            }
+        }
     }
 
     fn broadcast_event(&self, event: ServerEvent, skip: Option<&str>) {
@@ -401,12 +389,12 @@ impl RoomActor {
 
     fn presence_of(&self, sid: &Arc<str>) -> Option<Presence> {
         let p = self.present.get(sid)?;
-        let seat = self.seats.get(&p.conn.user.id)?;
+        let seat = self.seats.get(&p.member.user.id)?;
         Some(Presence {
             room_id: self.meta.id.clone(),
             sid: sid.to_string(),
-            user_id: p.conn.user.id.to_string(),
-            user_name: p.conn.user.name.to_string(),
+            user_id: p.member.user.id.to_string(),
+            user_name: p.member.user.name.to_string(),
             role: seat.role,
         })
     }
@@ -423,6 +411,9 @@ impl RoomActor {
         let seat = self.seats.get(&user.id);
         let has_member_seat = seat.is_some_and(|s| s.role == Role::Member);
         let seat_free = self.meta.max_members == 0 || self.seats_taken() < self.meta.max_members as usize;
+        if mode == JoinMode::Restore {
+            return Ok(wanted.unwrap_or(Role::Member));
+        }
         if let JoinMode::Match { max_members } = mode {
             let open = self.meta.status == RoomStatus::Waiting
                 && !self.meta.locked
@@ -499,16 +490,17 @@ impl RoomActor {
 
     async fn join(
         &mut self,
-        conn: Arc<Connection>,
+        member: Member,
         wanted: Option<Role>,
         mode: JoinMode,
         reply_id: Option<u64>,
     ) -> Result<Role, ErrorBody> {
-        let sid = conn.sid.clone();
-        let user = conn.user.clone();
+        let sid = member.sid.clone();
+        let user = member.user.clone();
         let role = self.role_for(&user, wanted, mode)?;
         let fresh = !self.present.contains_key(&sid);
-        self.present.insert(sid.clone(), Present { conn: conn.clone() });
+        self.present.insert(sid.clone(), Present { member: member.clone() });
+        self.record_presence(&member, role);
         self.take_seat(&user, role, Some(&sid));
         self.touch();
         let mut next = self.with_counts(self.meta.clone());
@@ -518,21 +510,34 @@ impl RoomActor {
             self.drop_connection(&sid);
             return Err(e);
         }
+        if mode == JoinMode::Restore {
+            return Ok(role);
+        }
         if fresh && let Some(p) = self.presence_of(&sid) {
             self.broadcast_event(ServerEvent::PresenceJoin(p), Some(&sid));
         }
-        if let Some(id) = reply_id {
-            let chat = self.recent_chat().await.unwrap_or_default();
-            let data = JoinRoomReply {
-                sid: sid.to_string(),
-                room: self.meta.clone(),
-                role,
-                presence: self.presence_list(),
-                frame: self.presenter.frame,
-                chat,
-            };
-            let reply = Reply::ok(id, serde_json::to_value(data).unwrap_or_default());
-            conn.out.send(&frame(reply.to_json()));
+        let reply = match reply_id {
+            Some(id) => {
+                let chat = self.recent_chat().await.unwrap_or_default();
+                let data = JoinRoomReply {
+                    sid: sid.to_string(),
+                    room: self.meta.clone(),
+                    role,
+                    presence: self.presence_list(),
+                    frame: self.presenter.frame,
+                    chat,
+                };
+                frame(Reply::ok(id, serde_json::to_value(data).unwrap_or_default()).to_json())
+            }
+            None => Frame::new(),
+        };
+        match (&member.link, &self.shared.cluster) {
+            (Link::Node(_), Some(cluster)) => cluster.room_event_to(&self.key, &sid, true, &reply),
+            _ => {
+                if !reply.is_empty() {
+                    self.send_to(&member, &reply);
+                }
+            }
         }
         Ok(role)
     }
@@ -547,7 +552,10 @@ impl RoomActor {
     /// Takes a connection out of the room's state (not announced).
     fn drop_connection(&mut self, sid: &Arc<str>) -> bool {
         let Some(p) = self.present.remove(sid) else { return false };
-        let user_id = &p.conn.user.id;
+        if let Some(cluster) = &self.shared.cluster {
+            cluster.presence_del(&self.key, sid);
+        }
+        let user_id = &p.member.user.id;
         if let Some(seat) = self.seats.get_mut(user_id) {
             seat.conns.retain(|s| s != sid);
             if seat.conns.is_empty() {
@@ -576,6 +584,33 @@ impl RoomActor {
         self.commit(next, false, None).await?;
         let event = ServerEvent::PresenceLeave(PresenceLeft { room_id: self.meta.id.clone(), sid: sid.to_string() });
         self.broadcast_event(event, None);
+        Ok(())
+    }
+
+    /// Records who is present, for a server that takes the room over.
+    fn record_presence(&self, member: &Member, role: Role) {
+        let Some(cluster) = &self.shared.cluster else { return };
+        let node = match &member.link {
+            Link::Local(_) => cluster.node().clone(),
+            Link::Node(node) => node.clone(),
+        };
+        let record = PresenceRecord { node, user: member.user.clone(), role };
+        if let Ok(entry) = serde_json::to_string(&record) {
+            cluster.presence_set(&self.key, &member.sid, entry);
+        }
+    }
+
+    /// A server died: its connections leave, with what they held.
+    async fn node_gone(&mut self, node: &str) -> Result<(), ErrorBody> {
+        let gone: Vec<Arc<str>> = self
+            .present
+            .iter()
+            .filter(|(_, p)| matches!(&p.member.link, Link::Node(n) if &**n == node))
+            .map(|(sid, _)| sid.clone())
+            .collect();
+        for sid in gone {
+            self.leave(&sid).await?;
+        }
         Ok(())
     }
 
@@ -653,7 +688,10 @@ impl RoomActor {
         let payload = frame(event.to_json());
         self.broadcast(&payload, None);
         self.present.clear();
-        self.shared.directory.remove(app::ids::room_key(&self.meta.id), payload).await;
+        if let Some(cluster) = &self.shared.cluster {
+            cluster.room_removed(&self.key, &payload);
+        }
+        self.shared.directory.remove(self.key.clone(), payload).await;
         Ok(())
     }
 
@@ -678,10 +716,12 @@ impl RoomActor {
     }
 
     /// Room events of a connection in the channel.
-    async fn event(&mut self, conn: &Arc<Connection>, event: ClientEvent) -> Result<Value, ErrorBody> {
-        if !self.present.contains_key(&conn.sid) {
+    async fn event(&mut self, sid: &str, event: ClientEvent) -> Result<Value, ErrorBody> {
+        let Some(p) = self.present.get(sid) else {
             return Err(err(ErrorCode::Forbidden, format!("join room:{} first", self.meta.id)));
-        }
+        };
+        let member = p.member.clone();
+        let conn = &member;
         self.touch();
         let user = &conn.user;
         match event {

@@ -22,7 +22,7 @@ impl RoomActor {
         };
         let event =
             ServerEvent::Signal(SignalRelay { room_id: self.meta.id.clone(), from: from.to_string(), kind, payload });
-        target.conn.out.send(&frame(event.to_json()));
+        self.send_to(&target.member, &frame(event.to_json()));
         self.shared.metrics.sent(1);
         Ok(json!({}))
     }

@@ -1,0 +1,199 @@
+//! The shared backend: every durable record in one Redis server, so that
+//! several Roomcast servers see the same rooms, sessions, frames and chat.
+//!
+//! Layout (all keys under the configured prefix, see `cluster::keys`):
+//! a room is one JSON string (its metadata, with its version, and its last
+//! activity), so a change and its version number are written in one step;
+//! `rooms` is the set of room keys; frames are a list per room; chat is a
+//! hash per room from message id to JSON (ids are dense, so the highest id
+//! is the hash's length).
+
+use app::ids::room_key;
+use app::model::{ChatMessage, RoomMetadata};
+use async_trait::async_trait;
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+
+use super::{Storage, StorageError, StorageResult, StoredRoom, StoredSession};
+use crate::cluster::keys::Keys;
+
+#[derive(Clone)]
+pub struct RedisStorage {
+    conn: ConnectionManager,
+    keys: Keys,
+}
+
+fn err(e: impl std::fmt::Display) -> StorageError {
+    StorageError(e.to_string())
+}
+
+/// A room record as stored in Redis.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RoomRecord {
+    meta: RoomMetadata,
+    last_active: f64,
+}
+
+/// The stored form of a room (shared with the commit script in `cluster`).
+pub fn encode_room(room: &StoredRoom) -> StorageResult<String> {
+    serde_json::to_string(&RoomRecord { meta: room.meta.clone(), last_active: room.last_active }).map_err(err)
+}
+
+pub fn decode_room(text: &str) -> StorageResult<StoredRoom> {
+    let r: RoomRecord = serde_json::from_str(text).map_err(err)?;
+    Ok(StoredRoom { meta: r.meta, last_active: r.last_active })
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionRecord {
+    user_id: String,
+    user_name: String,
+}
+
+impl RedisStorage {
+    pub fn new(conn: ConnectionManager, keys: Keys) -> Self {
+        RedisStorage { conn, keys }
+    }
+}
+
+#[async_trait]
+impl Storage for RedisStorage {
+    async fn load_rooms(&self) -> StorageResult<Vec<StoredRoom>> {
+        let mut c = self.conn.clone();
+        let keys: Vec<String> = c.smembers(self.keys.rooms()).await.map_err(err)?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<String> = keys.iter().map(|k| self.keys.room(k)).collect();
+        let texts: Vec<Option<String>> = redis::cmd("MGET").arg(&names).query_async(&mut c).await.map_err(err)?;
+        texts.into_iter().flatten().map(|t| decode_room(&t)).collect()
+    }
+
+    async fn load_room(&self, id: &str) -> StorageResult<Option<StoredRoom>> {
+        let mut c = self.conn.clone();
+        let text: Option<String> = c.get(self.keys.room(&room_key(id))).await.map_err(err)?;
+        text.map(|t| decode_room(&t)).transpose()
+    }
+
+    async fn save_room(&self, room: &StoredRoom) -> StorageResult<()> {
+        let key = room_key(&room.meta.id);
+        let text = encode_room(room)?;
+        let mut c = self.conn.clone();
+        redis::pipe()
+            .atomic()
+            .set(self.keys.room(&key), text)
+            .ignore()
+            .sadd(self.keys.rooms(), &key)
+            .ignore()
+            .query_async::<()>(&mut c)
+            .await
+            .map_err(err)
+    }
+
+    async fn delete_room(&self, id: &str) -> StorageResult<()> {
+        let key = room_key(id);
+        let mut c = self.conn.clone();
+        let default: Option<String> = c.get(self.keys.default_room()).await.map_err(err)?;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .del(&[self.keys.room(&key), self.keys.frames(&key), self.keys.chat(&key)])
+            .ignore()
+            .srem(self.keys.rooms(), &key)
+            .ignore();
+        if default.is_some_and(|d| room_key(&d) == key) {
+            pipe.del(self.keys.default_room()).ignore();
+        }
+        pipe.query_async::<()>(&mut c).await.map_err(err)
+    }
+
+    async fn default_room(&self) -> StorageResult<Option<String>> {
+        let mut c = self.conn.clone();
+        c.get(self.keys.default_room()).await.map_err(err)
+    }
+
+    async fn set_default_room(&self, id: Option<&str>) -> StorageResult<()> {
+        let mut c = self.conn.clone();
+        match id {
+            Some(id) => c.set(self.keys.default_room(), id).await.map_err(err),
+            None => c.del(self.keys.default_room()).await.map_err(err),
+        }
+    }
+
+    async fn save_session(&self, s: &StoredSession) -> StorageResult<()> {
+        let text = serde_json::to_string(&SessionRecord { user_id: s.user_id.clone(), user_name: s.user_name.clone() })
+            .map_err(err)?;
+        let mut c = self.conn.clone();
+        c.set(self.keys.session(&s.token_hash), text).await.map_err(err)
+    }
+
+    async fn session(&self, token_hash: &str) -> StorageResult<Option<StoredSession>> {
+        let mut c = self.conn.clone();
+        let text: Option<String> = c.get(self.keys.session(token_hash)).await.map_err(err)?;
+        let Some(text) = text else { return Ok(None) };
+        let r: SessionRecord = serde_json::from_str(&text).map_err(err)?;
+        Ok(Some(StoredSession { token_hash: token_hash.to_string(), user_id: r.user_id, user_name: r.user_name }))
+    }
+
+    async fn append_frames(&self, room: &StoredRoom, frames: Vec<String>) -> StorageResult<()> {
+        let key = room_key(&room.meta.id);
+        let text = encode_room(room)?;
+        let mut c = self.conn.clone();
+        redis::pipe()
+            .atomic()
+            .rpush(self.keys.frames(&key), frames)
+            .ignore()
+            .set(self.keys.room(&key), text)
+            .ignore()
+            .query_async::<()>(&mut c)
+            .await
+            .map_err(err)
+    }
+
+    async fn frames(&self, room_id: &str, offset: u64, limit: u64) -> StorageResult<Vec<String>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut c = self.conn.clone();
+        let start = isize::try_from(offset).map_err(err)?;
+        let stop = isize::try_from(offset + limit - 1).map_err(err)?;
+        c.lrange(self.keys.frames(&room_key(room_id)), start, stop).await.map_err(err)
+    }
+
+    async fn save_chat(&self, message: &ChatMessage) -> StorageResult<()> {
+        let text = serde_json::to_string(message).map_err(err)?;
+        let mut c = self.conn.clone();
+        c.hset(self.keys.chat(&room_key(&message.room_id)), message.id, text).await.map_err(err)
+    }
+
+    async fn chat_page(&self, room_id: &str, before: Option<u64>, limit: u64) -> StorageResult<Vec<ChatMessage>> {
+        let last = self.last_chat_id(room_id).await?;
+        let end = before.map_or(last, |b| b.saturating_sub(1).min(last));
+        let start = end.saturating_sub(limit.saturating_sub(1)).max(1);
+        if end == 0 || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<u64> = (start..=end).collect();
+        let mut c = self.conn.clone();
+        let texts: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.keys.chat(&room_key(room_id)))
+            .arg(&ids)
+            .query_async(&mut c)
+            .await
+            .map_err(err)?;
+        texts.into_iter().flatten().map(|t| serde_json::from_str(&t).map_err(err)).collect()
+    }
+
+    async fn chat_message(&self, room_id: &str, id: u64) -> StorageResult<Option<ChatMessage>> {
+        let mut c = self.conn.clone();
+        let text: Option<String> = c.hget(self.keys.chat(&room_key(room_id)), id).await.map_err(err)?;
+        text.map(|t| serde_json::from_str(&t).map_err(err)).transpose()
+    }
+
+    async fn last_chat_id(&self, room_id: &str) -> StorageResult<u64> {
+        let mut c = self.conn.clone();
+        c.hlen(self.keys.chat(&room_key(room_id))).await.map_err(err)
+    }
+}
