@@ -2,7 +2,9 @@
 //! join, leave, lock, frames, chat) with random disconnects for a while;
 //! at quiet, every client's store, kept with the shared delta rule, equals
 //! `GET /api/rooms` exactly. Once as is, once with a server restart in the
-//! middle. `ROOMCAST_CONVERGENCE_SECONDS` sets the duration (default 60).
+//! middle, once with the clients spread over two servers sharing one Redis
+//! (where both servers' lists must equal every store).
+//! `ROOMCAST_CONVERGENCE_SECONDS` sets the duration (default 60).
 
 mod common;
 
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use app::delta::{Decision, RoomDelta, apply_to};
 use app::model::RoomMetadata;
-use common::{TestServer, Ws};
+use common::{RedisTarget, TestServer, Ws};
 use rand::Rng;
 use rand::seq::IndexedRandom;
 use serde_json::{Value, json};
@@ -28,6 +30,8 @@ fn duration() -> Duration {
 
 /// A client's view, kept the way the browser keeps it.
 struct Client {
+    /// The server this client talks to.
+    port: u16,
     token: String,
     name: String,
     rooms: HashMap<String, RoomMetadata>,
@@ -201,14 +205,25 @@ async fn random_op(client: &mut Client, port: u16, round: usize) {
     client.drain_backlog(port).await;
 }
 
-async fn run(restart_midway: bool) {
-    let server = Arc::new(RwLock::new(TestServer::start_with(&["--rate-burst", "1000"]).await));
-    let port = server.read().await.port;
+async fn run(restart_midway: bool, two_servers: bool) {
+    let args = ["--rate-burst", "1000"];
+    let (server, peer) = if two_servers {
+        let redis = RedisTarget::required();
+        let a = TestServer::start_on_redis(Some(redis.clone()), &args).await;
+        let b = TestServer::start_on_redis(Some(redis), &args).await;
+        (a, Some(b))
+    } else {
+        (TestServer::start_with(&args).await, None)
+    };
+    let server = Arc::new(RwLock::new(server));
+    let mut ports = vec![server.read().await.port];
+    ports.extend(peer.as_ref().map(|p| p.port));
     let mut clients = Vec::new();
     for i in 0..CLIENTS {
         let name = format!("u{i}");
         let token = server.read().await.session(&name).await;
-        clients.push(Client { token, name, rooms: HashMap::new(), ws: None, joined: None });
+        let port = ports[i % ports.len()];
+        clients.push(Client { port, token, name, rooms: HashMap::new(), ws: None, joined: None });
     }
     let total = duration();
     let stop = Arc::new(AtomicBool::new(false));
@@ -226,6 +241,7 @@ async fn run(restart_midway: bool) {
     };
     let start = Instant::now();
     let workers = clients.into_iter().map(|mut client| async move {
+        let port = client.port;
         let mut round = 0;
         while start.elapsed() < total {
             round += 1;
@@ -249,7 +265,7 @@ async fn run(restart_midway: bool) {
     // Quiet: everyone connected, nothing more happens, all events read.
     for client in &mut clients {
         if client.ws.is_none() {
-            client.connect(port).await;
+            client.connect(client.port).await;
         }
     }
     // Timers (seat grace, host migration, lock expiry) may still change a
@@ -259,18 +275,20 @@ async fn run(restart_midway: bool) {
     let truth = loop {
         attempts += 1;
         for client in &mut clients {
-            client.pump(port, Duration::from_millis(200)).await;
+            client.pump(client.port, Duration::from_millis(200)).await;
         }
-        let (_, list) = server.read().await.api(None).get("/api/rooms").await;
-        let truth: HashMap<String, RoomMetadata> = serde_json::from_value::<Vec<RoomMetadata>>(list["rooms"].clone())
-            .unwrap()
-            .into_iter()
-            .map(|r| (r.id.clone(), r))
-            .collect();
+        let truth = room_list(&server.read().await.api(None)).await;
+        let peer_list = match &peer {
+            Some(peer) => Some(room_list(&peer.api(None)).await),
+            None => None,
+        };
         for client in &mut clients {
-            client.pump(port, Duration::from_millis(100)).await;
+            client.pump(client.port, Duration::from_millis(100)).await;
         }
-        let differing: Vec<&str> = clients.iter().filter(|c| c.rooms != truth).map(|c| c.name.as_str()).collect();
+        let mut differing: Vec<&str> = clients.iter().filter(|c| c.rooms != truth).map(|c| c.name.as_str()).collect();
+        if peer_list.as_ref().is_some_and(|l| *l != truth) {
+            differing.push("the second server's GET /api/rooms");
+        }
         if differing.is_empty() {
             break truth;
         }
@@ -278,18 +296,33 @@ async fn run(restart_midway: bool) {
     };
     assert!(truth.len() > 3, "the run made rooms: {}", truth.len());
     println!(
-        "convergence{}: {CLIENTS} clients for {total:?}, {} rooms at quiet, every store equal to GET /api/rooms",
+        "convergence{}{}: {CLIENTS} clients for {total:?}, {} rooms at quiet, every store equal to GET /api/rooms",
         if restart_midway { " (restart midway)" } else { "" },
+        if two_servers { " (two servers on one Redis)" } else { "" },
         truth.len()
     );
 }
 
+async fn room_list(api: &common::Api) -> HashMap<String, RoomMetadata> {
+    let (_, list) = api.get("/api/rooms").await;
+    serde_json::from_value::<Vec<RoomMetadata>>(list["rooms"].clone())
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.id.clone(), r))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_clients_converge() {
-    run(false).await;
+    run(false, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_clients_converge_across_a_restart() {
-    run(true).await;
+    run(true, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_clients_converge_across_two_servers() {
+    run(false, true).await;
 }
