@@ -8,6 +8,18 @@ scripts/setup.sh test
 source scripts/env.sh
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
+# A Redis server on loopback for the scale-out tests (started here when
+# none answers on the port, stopped at the end).
+REDIS_PORT="${ROOMCAST_TEST_REDIS_PORT:-6390}"
+export ROOMCAST_TEST_REDIS="redis://127.0.0.1:$REDIS_PORT/0"
+if ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+    --pidfile "/tmp/roomcast-test-redis-$REDIS_PORT.pid" --logfile "/tmp/roomcast-test-redis-$REDIS_PORT.log"
+  trap 'redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true' EXIT
+  for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+redis-cli -p "$REDIS_PORT" ping >/dev/null
+
 step "cargo fmt"
 cargo fmt --all --check
 
@@ -20,8 +32,11 @@ cargo clippy -p roomcast-bench -- -D warnings
 step "app: unit and property tests, decoder fuzzing (20000 cases per property)"
 PROPTEST_CASES=20000 cargo test -p app
 
-step "server: unit and integration tests (incl. SIGKILL crash rounds and 60 s convergence runs)"
+step "server: unit and integration tests on SQLite (incl. SIGKILL crash rounds and 60 s convergence runs), and the two-server tests on Redis"
 cargo test -p roomcast -- --nocapture
+
+step "server: the protocol integration tests again, on Redis"
+ROOMCAST_TEST_BACKEND=redis cargo test -p roomcast --test rest_api --test websocket --test lifecycle --test collaboration
 
 step "build the site (cargo leptos build)"
 cargo leptos build

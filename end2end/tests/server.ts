@@ -56,6 +56,18 @@ export class Server {
     }
   }
 
+  /**
+   * Two servers sharing the Redis server named by ROOMCAST_TEST_REDIS
+   * (scripts/test.sh starts one), under a key prefix of their own.
+   */
+  static async startPair(args: string[] = []): Promise<[Server, Server]> {
+    const url = process.env.ROOMCAST_TEST_REDIS;
+    if (!url) throw new Error("set ROOMCAST_TEST_REDIS to a running Redis server");
+    const prefix = `e2e-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+    const shared = ["--redis-url", url, "--redis-prefix", prefix, "--node-ttl-seconds", "2", ...args];
+    return [await Server.start(shared), await Server.start(shared)];
+  }
+
   /** SIGKILL, and wait until the process is gone. */
   async kill(): Promise<void> {
     const child = this.child;

@@ -56,9 +56,11 @@ fn free_port() -> u16 {
 
 impl TestServer {
     /// Starts a server on a fresh database with extra flags.
-    /// On Redis when `ROOMCAST_TEST_REDIS` is set, else on SQLite.
+    /// On Redis when `ROOMCAST_TEST_BACKEND=redis` (at
+    /// `ROOMCAST_TEST_REDIS`), else on SQLite.
     pub async fn start_with(args: &[&str]) -> TestServer {
-        Self::start_on_redis(RedisTarget::from_env(), args).await
+        let on_redis = std::env::var("ROOMCAST_TEST_BACKEND").is_ok_and(|b| b == "redis");
+        Self::start_on_redis(if on_redis { Some(RedisTarget::required()) } else { None }, args).await
     }
 
     /// Starts a server on `redis` (or a fresh SQLite file when `None`).
