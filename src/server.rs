@@ -12,10 +12,10 @@ use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::sessions::Sessions;
-use crate::cluster::Cluster;
 use crate::storage::Storage;
 use crate::storage::sqlite::SqliteStorage;
 use crate::transport::{pages, rest, ws};

@@ -70,6 +70,11 @@ enum Cmd {
         /// Connections opened at once while connecting.
         #[arg(long, default_value_t = 200)]
         connect_batch: usize,
+        /// Scale-out: start two servers on this Redis server, spread the
+        /// subscribers over both and drive the changes through the first
+        /// (which owns the room), so half the deliveries cross Redis.
+        #[arg(long)]
+        redis_url: Option<String>,
     },
 }
 
@@ -97,17 +102,22 @@ impl Drop for Spawned {
     }
 }
 
-async fn spawn_server(bin: Option<PathBuf>) -> (String, Spawned) {
+async fn spawn_server(bin: Option<PathBuf>, redis: Option<(&str, &str)>, n: usize) -> (String, Spawned) {
     let bin = bin.unwrap_or_else(|| {
         let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
         PathBuf::from(target).join("release").join("roomcast")
     });
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
-    let dir = std::env::temp_dir().join(format!("roomcast-bench-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("roomcast-bench-{}-{n}", std::process::id()));
+    let mut shared = Vec::new();
+    if let Some((url, prefix)) = redis {
+        shared = vec!["--redis-url", url, "--redis-prefix", prefix];
+    }
     let child = Command::new(&bin)
         .args(["--addr", &format!("127.0.0.1:{port}"), "--db"])
         .arg(dir.join("bench.db"))
         .args(["--rate-burst", "100000", "--rate-per-second", "100000"])
+        .args(&shared)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
@@ -131,17 +141,29 @@ struct Tally {
 #[tokio::main]
 async fn main() {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
-    let Cli { command: Cmd::Fanout { subscribers, changes, rate, channel, url, server_bin, via, connect_batch } } =
-        Cli::parse();
+    let Cli {
+        command: Cmd::Fanout { subscribers, changes, rate, channel, url, server_bin, via, connect_batch, redis_url },
+    } = Cli::parse();
 
-    let (url, spawned) = match url {
-        Some(u) => (u, None),
+    let prefix = format!("bench-{}", std::process::id());
+    let redis = redis_url.as_deref().map(|u| (u, prefix.as_str()));
+    let mut spawned = Vec::new();
+    let urls: Vec<String> = match url {
+        Some(u) => vec![u],
         None => {
-            let (u, s) = spawn_server(server_bin).await;
-            (u, Some(s))
+            let count = if redis.is_some() { 2 } else { 1 };
+            let mut urls = Vec::new();
+            for n in 0..count {
+                let (u, s) = spawn_server(server_bin.clone(), redis, n).await;
+                urls.push(u);
+                spawned.push(s);
+            }
+            urls
         }
     };
-    let pid = spawned.as_ref().map(|s| s.child.id());
+    let url = urls[0].clone();
+    let pids: Vec<u32> = spawned.iter().map(|s| s.child.id()).collect();
+    let rss = |pids: &[u32]| -> Option<u64> { pids.iter().map(|p| rss_kib(*p)).sum() };
     let http = reqwest::Client::new();
     let session: Value = http
         .post(format!("{url}/api/session"))
@@ -165,8 +187,9 @@ async fn main() {
         .expect("room body");
     let room_id = room["id"].as_str().expect("room id").to_string();
 
-    let rss_before = pid.and_then(rss_kib);
-    let ws_url = url.replace("http://", "ws://") + "/ws?token=" + &token;
+    let rss_before = rss(&pids);
+    let ws_urls: Vec<String> = urls.iter().map(|u| u.replace("http://", "ws://") + "/ws?token=" + &token).collect();
+    let ws_url = ws_urls[0].clone();
     let join = match channel {
         Channel::Room => json!({ "event": "join:room", "data": { "roomId": room_id, "as": "spectator" }, "id": 1 }),
         Channel::Overview => json!({ "event": "join:overview", "data": {}, "id": 1 }),
@@ -180,8 +203,8 @@ async fn main() {
     let mut readers = Vec::with_capacity(subscribers);
     let mut streams = Vec::with_capacity(subscribers);
     for batch in (0..subscribers).collect::<Vec<_>>().chunks(connect_batch.max(1)) {
-        let opened = futures::future::join_all(batch.iter().map(|_| {
-            let ws_url = ws_url.clone();
+        let opened = futures::future::join_all(batch.iter().map(|i| {
+            let ws_url = ws_urls[i % ws_urls.len()].clone();
             let join = join.clone();
             async move {
                 let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await.expect("connect");
@@ -201,7 +224,7 @@ async fn main() {
     }
     let connect_time = connect_start.elapsed();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_after = pid.and_then(rss_kib);
+    let rss_after = rss(&pids);
 
     for mut ws in streams {
         let histogram = histogram.clone();
@@ -300,6 +323,11 @@ async fn main() {
             Channel::Overview => "overview:public",
         }
     );
+    println!(
+        "  servers            {}{}",
+        urls.len(),
+        if redis.is_some() { " on one Redis (subscribers alternate; changes through the first)" } else { "" }
+    );
     println!("  subscribers        {subscribers} (connected in {:.2?})", connect_time);
     println!(
         "  changes            {changes} at {} (sent in {:.2?})",
@@ -321,7 +349,7 @@ async fn main() {
     if let (Some(before), Some(after)) = (rss_before, rss_after) {
         let per = (after.saturating_sub(before) as f64) * 1024.0 / subscribers.max(1) as f64;
         println!(
-            "  server RSS         {before} KiB before, {after} KiB after connecting: {:.1} KiB per connection",
+            "  server RSS         {before} KiB before, {after} KiB after connecting (all servers): {:.1} KiB per connection",
             per / 1024.0
         );
     }

@@ -96,9 +96,21 @@ return 0";
 
 /// What other servers ask of this one, in arrival order.
 pub enum Inbound {
-    Request { id: u64, from: Arc<str>, room: String, cmd: Command },
-    Upsert { origin: Arc<str>, meta: Box<RoomMetadata>, payload: Frame },
-    Remove { key: String, payload: Frame },
+    Request {
+        id: u64,
+        from: Arc<str>,
+        room: String,
+        cmd: Command,
+    },
+    Upsert {
+        origin: Arc<str>,
+        meta: Box<RoomMetadata>,
+        payload: Frame,
+    },
+    Remove {
+        key: String,
+        payload: Frame,
+    },
     Barrier(u64),
     /// A commit found another server owning the room.
     Lost(String),

@@ -31,20 +31,48 @@ pub enum JoinMode {
 pub enum Command {
     Get,
     /// A connection joins the room's channel.
-    Join { sid: Arc<str>, user: User, role: Option<Role>, mode: JoinMode, reply_id: Option<u64> },
+    Join {
+        sid: Arc<str>,
+        user: User,
+        role: Option<Role>,
+        mode: JoinMode,
+        reply_id: Option<u64>,
+    },
     /// Holds a member seat for `user` without a connection (REST match):
     /// the seat lasts the grace period unless the user joins.
-    Reserve { user: User, max_members: u32 },
-    Leave { sid: Arc<str> },
-    Patch { user: User, patch: PatchRoom },
+    Reserve {
+        user: User,
+        max_members: u32,
+    },
+    Leave {
+        sid: Arc<str>,
+    },
+    Patch {
+        user: User,
+        patch: PatchRoom,
+    },
     /// `user` must be the host; `None` is the server itself.
-    Delete { user: Option<User>, reason: DeleteReason },
-    SetDefault { value: bool },
+    Delete {
+        user: Option<User>,
+        reason: DeleteReason,
+    },
+    SetDefault {
+        value: bool,
+    },
     /// A room event of a connection in the channel.
-    Event { sid: Arc<str>, user: User, event: ClientEvent },
-    AppendFrames { user: User, frames: Vec<String> },
+    Event {
+        sid: Arc<str>,
+        user: User,
+        event: ClientEvent,
+    },
+    AppendFrames {
+        user: User,
+        frames: Vec<String>,
+    },
     /// A server died: its connections leave the room.
-    NodeGone { node: Arc<str> },
+    NodeGone {
+        node: Arc<str>,
+    },
 }
 
 /// What a command answers.

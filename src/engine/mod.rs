@@ -174,7 +174,8 @@ impl Engine {
         let remote = DashMap::new();
         let mut followed = Vec::new();
         if let Some(cluster) = &cluster {
-            let (owned_elsewhere, rest) = remote::split_owned(cluster, stored).await.map_err(|e| StorageError(e.message))?;
+            let (owned_elsewhere, rest) =
+                remote::split_owned(cluster, stored).await.map_err(|e| StorageError(e.message))?;
             for (meta, owner) in owned_elsewhere {
                 let key = room_key(&meta.id);
                 remote.insert(key, RemoteRoom { id: meta.id.as_str().into(), owner, version: meta.version });
@@ -240,7 +241,7 @@ fn stored_rooms_into(
             meta.version += 1;
         }
         actives.push(last_active);
-            metas.push(meta);
+        metas.push(meta);
     }
 }
 
@@ -351,7 +352,8 @@ impl Engine {
             .collect();
         candidates.sort_by(|a, b| a.0.total_cmp(&b.0));
         for (_, handle) in candidates {
-            let evicted = handle.ask(Command::Delete { user: None, reason: DeleteReason::Evicted }, Via::Local(None)).await;
+            let evicted =
+                handle.ask(Command::Delete { user: None, reason: DeleteReason::Evicted }, Via::Local(None)).await;
             if evicted.is_ok() {
                 self.forget(&handle);
                 tracing::info!(room = %handle.id, "room evicted to make space");
@@ -499,7 +501,10 @@ impl Engine {
             cluster.edge_join(&key, conn.clone()).await?;
         }
         let joined = self.ask(id, cmd, Via::Local(Some(conn.clone()))).await;
-        if remote && joined.is_err() && let Some(cluster) = self.cluster() {
+        if remote
+            && joined.is_err()
+            && let Some(cluster) = self.cluster()
+        {
             cluster.edge_leave(&key, &conn.sid).await;
         }
         let (id, outcome) = joined?;

@@ -67,11 +67,8 @@ pub(super) async fn serve(engine: Engine, mut inbox: mpsc::UnboundedReceiver<Inb
                 if engine.inner.rooms.contains_key(&key) {
                     continue;
                 }
-                let stale = engine
-                    .inner
-                    .remote
-                    .get(&key)
-                    .is_some_and(|r| r.owner == origin && r.version >= meta.version);
+                let stale =
+                    engine.inner.remote.get(&key).is_some_and(|r| r.owner == origin && r.version >= meta.version);
                 if stale {
                     continue;
                 }

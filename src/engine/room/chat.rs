@@ -57,12 +57,7 @@ impl RoomActor {
         Ok(serde_json::to_value(ChatReply { message }).unwrap_or_default())
     }
 
-    pub(super) async fn chat_edit(
-        &mut self,
-        conn: &Member,
-        id: u64,
-        text: String,
-    ) -> Result<Value, ErrorBody> {
+    pub(super) async fn chat_edit(&mut self, conn: &Member, id: u64, text: String) -> Result<Value, ErrorBody> {
         let text = validate_chat_text(&text)?;
         self.recent_chat().await?;
         let stored = self.shared.storage.chat_message(&self.meta.id, id).await.map_err(internal)?;

@@ -338,7 +338,8 @@ impl RoomActor {
         self.shared.metrics.deltas(sent);
         self.publish_pulse();
         if let Some(cluster) = &self.shared.cluster {
-            cluster.commit_room(&StoredRoom { meta: self.meta.clone(), last_active: self.last_active_unix() }, &payload);
+            cluster
+                .commit_room(&StoredRoom { meta: self.meta.clone(), last_active: self.last_active_unix() }, &payload);
         }
         self.shared.directory.upsert(self.meta.clone(), payload).await;
     }
