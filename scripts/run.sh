@@ -6,5 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh run
 source scripts/env.sh
-cargo leptos build --release
+# Type-erased views (Leptos `erase_components`) make the release WASM about
+# 12% smaller; cargo-leptos only sets the flag for debug builds by itself.
+RUSTFLAGS="${RUSTFLAGS:-} --cfg erase_components" cargo leptos build --release
 exec "$CARGO_TARGET_DIR/release/roomcast" --site-root target/site "$@"

@@ -138,6 +138,31 @@ struct Tally {
     last_receipt_micros: AtomicU64,
 }
 
+/// Records the delay of every benchmark change until the last one.
+async fn read_changes(
+    mut ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    histogram: Arc<Mutex<Histogram<u64>>>,
+    tally: Arc<Tally>,
+) {
+    let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+    let mut count = 0u64;
+    while let Some(Ok(msg)) = ws.next().await {
+        let Message::Text(text) = msg else { continue };
+        let Some(pos) = text.find("bench-t=") else { continue };
+        let digits: String = text[pos + 8..].chars().take_while(char::is_ascii_digit).collect();
+        let Ok(sent) = digits.parse::<u64>() else { continue };
+        let now = now_micros();
+        let _ = local.record(now.saturating_sub(sent).max(1));
+        count += 1;
+        tally.last_receipt_micros.fetch_max(now, Ordering::Relaxed);
+        if text.contains("bench-last") {
+            break;
+        }
+    }
+    tally.deliveries.fetch_add(count, Ordering::Relaxed);
+    let _ = histogram.lock().await.add(&local);
+}
+
 #[tokio::main]
 async fn main() {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
@@ -196,17 +221,23 @@ async fn main() {
     }
     .to_string();
 
-    // Connect every subscriber and wait for its join reply.
+    // Connect every subscriber and wait for its join reply. Each starts
+    // reading at once (presence events of later joins arrive meanwhile),
+    // and from then on records every benchmark change it receives.
     let histogram = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram")));
     let tally = Arc::new(Tally::default());
     let connect_start = Instant::now();
     let mut readers = Vec::with_capacity(subscribers);
-    let mut streams = Vec::with_capacity(subscribers);
     for batch in (0..subscribers).collect::<Vec<_>>().chunks(connect_batch.max(1)) {
-        let opened = futures::future::join_all(batch.iter().map(|i| {
+        let mut joined = Vec::with_capacity(batch.len());
+        for i in batch {
             let ws_url = ws_urls[i % ws_urls.len()].clone();
             let join = join.clone();
-            async move {
+            let histogram = histogram.clone();
+            let tally = tally.clone();
+            let (ready, is_ready) = tokio::sync::oneshot::channel::<()>();
+            joined.push(is_ready);
+            readers.push(tokio::spawn(async move {
                 let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await.expect("connect");
                 ws.send(Message::Text(join.into())).await.expect("join");
                 while let Some(Ok(msg)) = ws.next().await {
@@ -216,39 +247,17 @@ async fn main() {
                         break;
                     }
                 }
-                ws
-            }
-        }))
-        .await;
-        streams.extend(opened);
+                let _ = ready.send(());
+                read_changes(ws, histogram, tally).await;
+            }));
+        }
+        for is_ready in joined {
+            is_ready.await.expect("a subscriber failed to join");
+        }
     }
     let connect_time = connect_start.elapsed();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_after = rss(&pids);
-
-    for mut ws in streams {
-        let histogram = histogram.clone();
-        let tally = tally.clone();
-        readers.push(tokio::spawn(async move {
-            let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
-            let mut count = 0u64;
-            while let Some(Ok(msg)) = ws.next().await {
-                let Message::Text(text) = msg else { continue };
-                let Some(pos) = text.find("bench-t=") else { continue };
-                let digits: String = text[pos + 8..].chars().take_while(char::is_ascii_digit).collect();
-                let Ok(sent) = digits.parse::<u64>() else { continue };
-                let now = now_micros();
-                let _ = local.record(now.saturating_sub(sent).max(1));
-                count += 1;
-                tally.last_receipt_micros.fetch_max(now, Ordering::Relaxed);
-                if text.contains("bench-last") {
-                    break;
-                }
-            }
-            tally.deliveries.fetch_add(count, Ordering::Relaxed);
-            let _ = histogram.lock().await.add(&local);
-        }));
-    }
 
     // Drive the changes.
     let mut driver = None;
