@@ -261,3 +261,27 @@ async fn the_channel_limit_is_enforced() {
     assert_reply_ok(&ws.request("leave:overview", json!({})).await);
     assert_reply_ok(&ws.request("join:room", json!({ "roomId": "r2" })).await);
 }
+
+#[tokio::test]
+async fn a_join_reply_larger_than_one_fragment_arrives_whole() {
+    let server = TestServer::start_with(&["--chat-burst", "100", "--rate-burst", "1000"]).await;
+    let token = server.session("writer").await;
+    server.api(Some(&token)).create_room(json!({ "id": "long" })).await;
+    let mut writer = server.ws(&token).await;
+    assert_reply_ok(&writer.request("join:room", json!({ "roomId": "long" })).await);
+    // 50 messages of 1,900 characters: the join reply is ~100 KB, sent as
+    // 8 KiB fragments.
+    let texts: Vec<String> = (0..50).map(|i| format!("{i:02}{}", "é".repeat(949))).collect();
+    for text in &texts {
+        assert_reply_ok(&writer.request("chat:send", json!({ "roomId": "long", "text": text })).await);
+    }
+    let reader_token = server.session("reader").await;
+    let mut reader = server.ws(&reader_token).await;
+    let reply = reader.request("join:room", json!({ "roomId": "long" })).await;
+    let data = assert_reply_ok(&reply);
+    assert!(reply.to_string().len() > 64 * 1024, "the reply is large: {} bytes", reply.to_string().len());
+    let got: Vec<&str> = data["chat"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert_eq!(got, texts.iter().map(String::as_str).collect::<Vec<_>>());
+    // The connection keeps working after the fragments.
+    assert_reply_ok(&reader.request("keep_alive", json!({ "roomId": "long" })).await);
+}

@@ -1,6 +1,12 @@
 //! `GET /ws`: one WebSocket per browser tab. The reader decodes frames and
 //! calls the engine; the writer drains the connection's outbound queue,
 //! sends pings and closes the socket when asked to.
+//!
+//! The handshake is answered here and the upgraded connection driven with
+//! tokio-tungstenite directly (not axum's wrapper) so that large messages
+//! can be sent as fragments: the socket's write buffer keeps the capacity
+//! of the largest frame it ever wrote, and a join reply in a room of
+//! thousands would otherwise leave hundreds of KiB behind per connection.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -9,14 +15,19 @@ use std::time::{Duration, Instant};
 use app::error::{ErrorBody, ErrorCode};
 use app::ids::room_key;
 use app::protocol::{ClientEvent, ErrorEvent, Reply, Request, ServerEvent, ServerShutdown};
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::{Frame, Utf8Bytes};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, handshake::derive_accept_key};
 
 use super::auth::cookie_token;
 use super::rate_limit::TokenBucket;
@@ -38,6 +49,12 @@ const SHUTDOWN_RETRY_MS: u64 = 1000;
 /// Initial read buffer of a connection (grows for larger frames).
 const READ_BUFFER: usize = 4 * 1024;
 
+/// Outgoing messages larger than this go out as fragments of this size,
+/// and the write buffer is flushed to the socket once it holds this much.
+const FRAGMENT: usize = 8 * 1024;
+
+type WebSocket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
 /// How long bad frames are counted for the 1008 rule.
 const BAD_FRAME_WINDOW: Duration = Duration::from_secs(10);
 
@@ -46,12 +63,36 @@ pub struct WsQuery {
     token: Option<String>,
 }
 
+/// Checks an RFC 6455 upgrade request; returns its `Sec-WebSocket-Accept`.
+fn accept_key(headers: &HeaderMap) -> Option<String> {
+    let has = |name: header::HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|part| part.trim().eq_ignore_ascii_case(token)))
+    };
+    if !has(header::CONNECTION, "upgrade") || !has(header::UPGRADE, "websocket") {
+        return None;
+    }
+    if headers.get(header::SEC_WEBSOCKET_VERSION).and_then(|v| v.to_str().ok()) != Some("13") {
+        return None;
+    }
+    headers.get(header::SEC_WEBSOCKET_KEY).map(|key| derive_accept_key(key.as_bytes()))
+}
+
 pub async fn upgrade(
     State(state): State<AppState>,
     Query(query): Query<WsQuery>,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    mut request: axum::extract::Request,
 ) -> Response {
+    let Some(accept) = accept_key(&headers) else {
+        return (StatusCode::UPGRADE_REQUIRED, "a WebSocket upgrade (version 13) is expected").into_response();
+    };
+    let Some(on_upgrade) = request.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
+        return (StatusCode::UPGRADE_REQUIRED, "this connection cannot be upgraded").into_response();
+    };
     let mut user = None;
     for token in [query.token, cookie_token(&headers)].into_iter().flatten() {
         if let Ok(Some(u)) = state.sessions.resolve(&token).await {
@@ -62,19 +103,36 @@ pub async fn upgrade(
     // Accept oversize frames up to a hard cap so that the protocol limit can
     // be answered with close 1009 rather than a dropped connection.
     let hard_cap = (state.config.max_frame_bytes * 4).max(1 << 20);
-    // A small read buffer keeps an idle connection cheap.
-    ws.max_message_size(hard_cap).max_frame_size(hard_cap).read_buffer_size(READ_BUFFER).on_upgrade(
-        move |socket| async move {
-            match user {
-                Some(user) => serve(socket, state, user).await,
-                None => reject(socket).await,
-            }
-        },
-    )
+    // Small buffers keep an idle connection cheap.
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(hard_cap))
+        .max_frame_size(Some(hard_cap))
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(FRAGMENT);
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => return tracing::debug!(error = %e, "upgrade failed"),
+        };
+        let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+        match user {
+            Some(user) => serve(socket, state, user).await,
+            None => reject(socket).await,
+        }
+    });
+    let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(accept) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    response
 }
 
 async fn reject(mut socket: WebSocket) {
-    let close = CloseFrame { code: close::UNAUTHORIZED, reason: Utf8Bytes::from_static("unauthorized") };
+    let close =
+        CloseFrame { code: CloseCode::from(close::UNAUTHORIZED), reason: Utf8Bytes::from_static("unauthorized") };
     let _ = socket.send(Message::Close(Some(close))).await;
 }
 
@@ -128,19 +186,19 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 type Sink = futures::stream::SplitSink<WebSocket, Message>;
 
 fn close_frame(code: u16, reason: &'static str) -> Message {
-    Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))
+    Message::Close(Some(CloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from_static(reason) }))
 }
 
 /// Writes one frame and whatever else is already queued, then flushes once.
 async fn write_batch(sink: &mut Sink, rx: &mut FrameQueue) -> bool {
     let Some(first) = rx.recv().await else { return false };
-    if sink.feed(text(first)).await.is_err() {
+    if feed(sink, first).await.is_err() {
         return false;
     }
     for _ in 0..64 {
         match rx.try_recv() {
             Some(f) => {
-                if sink.feed(text(f)).await.is_err() {
+                if feed(sink, f).await.is_err() {
                     return false;
                 }
             }
@@ -154,7 +212,7 @@ async fn write_batch(sink: &mut Sink, rx: &mut FrameQueue) -> bool {
 async fn drain_and_close(sink: &mut Sink, rx: &mut FrameQueue, close: Option<Message>) {
     let finish = async {
         while let Some(f) = rx.try_recv() {
-            if sink.feed(text(f)).await.is_err() {
+            if feed(sink, f).await.is_err() {
                 return;
             }
         }
@@ -194,12 +252,22 @@ async fn write_loop(mut sink: Sink, out: OutboundReceiver, mut control: mpsc::Re
     }
 }
 
-fn text(f: bytes::Bytes) -> Message {
-    // Frames are built from `String`s, so they are valid UTF-8.
-    match Utf8Bytes::try_from(f) {
-        Ok(t) => Message::Text(t),
-        Err(_) => Message::Text(Utf8Bytes::from_static("{}")),
+/// Queues one text message on the socket: whole when small, else as
+/// fragments of [`FRAGMENT`] bytes (the bytes are shared, not copied).
+async fn feed(sink: &mut Sink, f: bytes::Bytes) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    if f.len() <= FRAGMENT {
+        // Frames are built from `String`s, so they are valid UTF-8.
+        let text = Utf8Bytes::try_from(f).unwrap_or_else(|_| Utf8Bytes::from_static("{}"));
+        return sink.feed(Message::Text(text)).await;
     }
+    let mut at = 0;
+    while at < f.len() {
+        let end = (at + FRAGMENT).min(f.len());
+        let opcode = if at == 0 { OpCode::Data(Data::Text) } else { OpCode::Data(Data::Continue) };
+        sink.feed(Message::Frame(Frame::message(f.slice(at..end), opcode, end == f.len()))).await?;
+        at = end;
+    }
+    Ok(())
 }
 
 /// The outcome of one request.
@@ -269,7 +337,7 @@ impl Reader {
                     }
                 }
                 Message::Close(_) => return,
-                Message::Ping(_) | Message::Pong(_) => {}
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
             }
         }
     }
