@@ -77,3 +77,63 @@ impl Edge {
         sent
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::connection::{OutboundReceiver, User, outbound};
+
+    fn conn(sid: &str) -> (Arc<Connection>, OutboundReceiver) {
+        let (out, rx) = outbound(16, 1 << 20);
+        let user = User { id: format!("u-{sid}").into(), name: sid.into() };
+        (Arc::new(Connection { sid: sid.into(), user, out }), rx)
+    }
+
+    fn to_room(room: &str) -> RoomMsg {
+        RoomMsg { room: room.into(), ..Default::default() }
+    }
+
+    #[test]
+    fn events_reach_admitted_connections_but_the_skipped_one() {
+        let edge = Edge::default();
+        let (a, mut a_rx) = conn("a");
+        let (b, mut b_rx) = conn("b");
+        assert!(edge.add("r", a), "first connection of the room subscribes");
+        assert!(!edge.add("r", b));
+        let payload = Bytes::from_static(b"{\"event\":\"x\"}");
+
+        // Not admitted yet: nothing is delivered.
+        assert_eq!(edge.deliver(&to_room("r"), &payload), 0);
+        // The join reply admits `a` and is delivered to it alone.
+        let admit = RoomMsg { to: Some("a".into()), admit: true, ..to_room("r") };
+        assert_eq!(edge.deliver(&admit, &Bytes::from_static(b"reply")), 1);
+        assert_eq!(a_rx.rx.try_recv().as_deref(), Some(&b"reply"[..]));
+        assert!(b_rx.rx.try_recv().is_none());
+        // An empty admission delivers nothing but admits.
+        let admit_b = RoomMsg { to: Some("b".into()), admit: true, ..to_room("r") };
+        assert_eq!(edge.deliver(&admit_b, &Bytes::new()), 0);
+
+        let skip_a = RoomMsg { skip: Some("a".into()), ..to_room("r") };
+        assert_eq!(edge.deliver(&skip_a, &payload), 1);
+        assert!(a_rx.rx.try_recv().is_none());
+        assert_eq!(b_rx.rx.try_recv(), Some(payload.clone()));
+        assert_eq!(edge.deliver(&to_room("other"), &payload), 0);
+    }
+
+    #[test]
+    fn the_last_connection_out_unsubscribes_and_an_ended_room_is_forgotten() {
+        let edge = Edge::default();
+        let (a, _a_rx) = conn("a");
+        let (b, _b_rx) = conn("b");
+        edge.add("r", a);
+        edge.add("r", b);
+        assert!(!edge.remove("r", "a"));
+        assert!(!edge.remove("r", "unknown"));
+        assert!(edge.remove("r", "b"), "the room is empty here now");
+        assert!(!edge.contains("r"));
+        let (c, _c_rx) = conn("c");
+        edge.add("s", c);
+        assert!(edge.end("s"));
+        assert!(!edge.end("s"));
+    }
+}
