@@ -111,6 +111,9 @@ async fn a_change_through_one_server_reaches_clients_of_the_other_as_a_delta() {
     assert_eq!(status, 204);
     let gone = watcher.event("room:delete").await;
     assert_eq!(gone["data"]["roomId"], "film");
+    // Nothing else follows (the room's end is a control message between
+    // servers, never an empty frame to clients: `read` would fail on it).
+    watcher.no_event("not-an-event", Duration::from_millis(300)).await;
     assert_eq!(a.api(None).get("/api/rooms/film").await.0, 404);
     let deadline = Instant::now() + Duration::from_secs(5);
     while b.api(None).get("/api/rooms/film").await.0 != 404 {

@@ -68,6 +68,10 @@ impl Edge {
             }
             return u64::from(!payload.is_empty() && c.conn.out.send(payload));
         }
+        // Control messages (a room's end) carry no frame.
+        if payload.is_empty() {
+            return 0;
+        }
         let mut sent = 0;
         for (sid, c) in room.iter() {
             if c.admitted && msg.skip.as_deref() != Some(&**sid) && c.conn.out.send(payload) {
@@ -118,6 +122,11 @@ mod tests {
         assert!(a_rx.rx.try_recv().is_none());
         assert_eq!(b_rx.rx.try_recv(), Some(payload.clone()));
         assert_eq!(edge.deliver(&to_room("other"), &payload), 0);
+        // A room's end carries no frame: nobody gets an empty message.
+        let end = RoomMsg { end: true, ..to_room("r") };
+        assert_eq!(edge.deliver(&end, &Bytes::new()), 0);
+        assert!(a_rx.rx.try_recv().is_none());
+        assert!(b_rx.rx.try_recv().is_none());
     }
 
     #[test]
