@@ -429,18 +429,45 @@ pub enum ServerMessage {
 }
 
 impl ServerMessage {
+    /// Decodes a server frame. Events are read by name into their payload
+    /// type directly (not through serde's adjacently tagged enum code, which
+    /// buffers content and is large in the WASM client).
     pub fn decode(text: &str) -> Result<ServerMessage, serde_json::Error> {
         #[derive(Deserialize)]
-        struct Tag<'a> {
+        struct Envelope<'a> {
             #[serde(borrow)]
             event: &'a str,
+            #[serde(borrow, default)]
+            data: Option<&'a RawValue>,
         }
-        let tag: Tag = serde_json::from_str(text)?;
-        if tag.event == "reply" {
-            serde_json::from_str(text).map(ServerMessage::Reply)
-        } else {
-            serde_json::from_str(text).map(ServerMessage::Event)
+        let envelope: Envelope = serde_json::from_str(text)?;
+        if envelope.event == "reply" {
+            return serde_json::from_str(text).map(ServerMessage::Reply);
         }
+        let data = envelope.data.map_or("null", RawValue::get);
+        ServerEvent::decode(envelope.event, data).map(ServerMessage::Event)
+    }
+}
+
+impl ServerEvent {
+    /// An event from its name and its `data` as JSON text.
+    pub fn decode(name: &str, data: &str) -> Result<ServerEvent, serde_json::Error> {
+        use serde_json::from_str as read;
+        Ok(match name {
+            "room:update" => ServerEvent::RoomUpdate(read(data)?),
+            "room:delete" => ServerEvent::RoomDelete(read(data)?),
+            "presence:join" => ServerEvent::PresenceJoin(read(data)?),
+            "presence:leave" => ServerEvent::PresenceLeave(read(data)?),
+            "frame_update" => ServerEvent::FrameUpdate(read(data)?),
+            "chat:message:new" => ServerEvent::ChatMessageNew(read(data)?),
+            "chat:message:updated" => ServerEvent::ChatMessageUpdated(read(data)?),
+            "signal" => ServerEvent::Signal(read(data)?),
+            "room:warning" => ServerEvent::RoomWarning(read(data)?),
+            "room:closed" => ServerEvent::RoomClosed(read(data)?),
+            "error" => ServerEvent::Error(read(data)?),
+            "server:shutdown" => ServerEvent::ServerShutdown(read(data)?),
+            other => return Err(serde::de::Error::custom(format!("unknown server event `{other}`"))),
+        })
     }
 }
 
@@ -550,5 +577,33 @@ mod tests {
             r#"{"event":"reply","id":7,"ok":false,"error":{"code":"not_found","message":"no room ROOM-7KQ2MX"}}"#
         );
         assert_eq!(ServerMessage::decode(&reply.to_json()).unwrap(), ServerMessage::Reply(reply));
+    }
+
+    #[test]
+    fn the_client_decoder_knows_every_server_event_by_its_serde_name() {
+        let chat = r#"{"roomId":"a","message":{"id":1,"roomId":"a","userId":"u","userName":"n","text":"hi","timestamp":1.5,"editedAt":null}}"#;
+        let samples = [
+            r#"{"event":"room:update","data":{"roomId":"a","version":2,"base":1,"description":"d"}}"#.to_string(),
+            r#"{"event":"room:delete","data":{"roomId":"a","reason":"deleted"}}"#.to_string(),
+            r#"{"event":"presence:join","data":{"roomId":"a","sid":"s","userId":"u","userName":"n","role":"member"}}"#
+                .to_string(),
+            r#"{"event":"presence:leave","data":{"roomId":"a","sid":"s"}}"#.to_string(),
+            r#"{"event":"frame_update","data":{"roomId":"a","frame":3,"sid":"s"}}"#.to_string(),
+            format!(r#"{{"event":"chat:message:new","data":{chat}}}"#),
+            format!(r#"{{"event":"chat:message:updated","data":{chat}}}"#),
+            r#"{"event":"signal","data":{"roomId":"a","from":"s","kind":"ice","payload":{"x":1}}}"#.to_string(),
+            r#"{"event":"room:warning","data":{"roomId":"a","secondsRemaining":60,"message":"m"}}"#.to_string(),
+            r#"{"event":"room:closed","data":{"roomId":"a","reason":"inactivity"}}"#.to_string(),
+            r#"{"event":"error","data":{"code":"bad_request","message":"m"}}"#.to_string(),
+            r#"{"event":"server:shutdown","data":{"retryAfterMs":1000}}"#.to_string(),
+        ];
+        for text in &samples {
+            let by_serde: ServerEvent = serde_json::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let by_name = ServerMessage::decode(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(by_name, ServerMessage::Event(by_serde.clone()), "{text}");
+            assert_eq!(ServerMessage::decode(&by_serde.to_json()).unwrap(), by_name);
+        }
+        assert!(ServerMessage::decode(r#"{"event":"nope","data":{}}"#).is_err());
+        assert!(ServerMessage::decode(r#"{"event":"room:delete","data":{"roomId":1}}"#).is_err());
     }
 }
