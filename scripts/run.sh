@@ -6,8 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh run
 source scripts/env.sh
-# Type-erased views (Leptos `erase_components`) make the release WASM about
-# 12% smaller; cargo-leptos only sets the flag for debug builds by itself.
-# Only for the WASM: the server renders about twice as fast without it.
-CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--cfg erase_components" cargo leptos build --release
+cargo leptos build --release
 exec "$CARGO_TARGET_DIR/release/roomcast" --site-root target/site "$@"
