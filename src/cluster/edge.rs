@@ -53,10 +53,6 @@ impl Edge {
         self.rooms.remove(key).is_some()
     }
 
-    pub fn contains(&self, key: &str) -> bool {
-        self.rooms.contains_key(key)
-    }
-
     /// Queues a room event on the room's local connections; returns how
     /// many took it.
     pub fn deliver(&self, msg: &RoomMsg, payload: &Bytes) -> u64 {
@@ -139,7 +135,7 @@ mod tests {
         assert!(!edge.remove("r", "a"));
         assert!(!edge.remove("r", "unknown"));
         assert!(edge.remove("r", "b"), "the room is empty here now");
-        assert!(!edge.contains("r"));
+        assert!(!edge.end("r"), "an emptied room is no longer held");
         let (c, _c_rx) = conn("c");
         edge.add("s", c);
         assert!(edge.end("s"));

@@ -411,7 +411,8 @@ impl Cluster {
 
     async fn edge_end(&self, key: &str) {
         let mut sink = self.inner.sink.lock().await;
-        if self.inner.edge.end(key) && !self.inner.edge.contains(key) {
+        // Joins register under the same lock, so nothing re-added the room.
+        if self.inner.edge.end(key) {
             let _ = sink.unsubscribe(self.keys().room_channel(key)).await;
         }
     }

@@ -154,6 +154,32 @@ fn fresh_after_restart(mut meta: RoomMetadata) -> RoomMetadata {
     meta
 }
 
+/// Stored rooms as this server starts them: live state cleared, the
+/// default flag as stored.
+fn stored_rooms_into(
+    stored: Vec<StoredRoom>,
+    default_key: &Option<String>,
+    metas: &mut Vec<RoomMetadata>,
+    actives: &mut Vec<f64>,
+) {
+    for StoredRoom { meta, last_active } in stored {
+        actives.push(last_active);
+        metas.push(restarted(meta, default_key.as_deref()));
+    }
+}
+
+/// A stored room as a server (re)starts it: live state cleared, and the
+/// default flag as the stored default room says.
+fn restarted(meta: RoomMetadata, default_key: Option<&str>) -> RoomMetadata {
+    let mut meta = fresh_after_restart(meta);
+    let is_default = default_key == Some(room_key(&meta.id).as_str());
+    if meta.is_default != is_default {
+        meta.is_default = is_default;
+        meta.version += 1;
+    }
+    meta
+}
+
 pub const MAX_FRAMES_PER_PAGE: u64 = 1000;
 pub const MAX_CHAT_PER_PAGE: u64 = 100;
 
@@ -223,29 +249,7 @@ impl Engine {
         }
         Ok(engine)
     }
-}
 
-/// Stored rooms as this server starts them: live state cleared, the
-/// default flag as stored.
-fn stored_rooms_into(
-    stored: Vec<StoredRoom>,
-    default_key: &Option<String>,
-    metas: &mut Vec<RoomMetadata>,
-    actives: &mut Vec<f64>,
-) {
-    for StoredRoom { meta, last_active } in stored {
-        let mut meta = fresh_after_restart(meta);
-        let is_default = default_key.as_deref() == Some(room_key(&meta.id).as_str());
-        if meta.is_default != is_default {
-            meta.is_default = is_default;
-            meta.version += 1;
-        }
-        actives.push(last_active);
-        metas.push(meta);
-    }
-}
-
-impl Engine {
     /// At shutdown: lets the other servers take over at once.
     pub async fn leave_cluster(&self) {
         if let Some(cluster) = self.cluster() {
@@ -286,20 +290,24 @@ impl Engine {
     async fn ask(&self, id: &str, cmd: Command, via: Via) -> Result<(Arc<str>, Outcome), ErrorBody> {
         let target = self.target(id)?;
         let outcome = match &target {
-            Target::Local(h) => {
-                let deleting = matches!(cmd, Command::Delete { .. });
-                let outcome = h.ask(cmd, via).await?;
-                if deleting {
-                    self.forget(h);
-                }
-                outcome
-            }
+            Target::Local(h) => self.ask_local(h, cmd, via).await?,
             Target::Remote(r) => match self.cluster() {
                 Some(cluster) => cluster.request(&r.owner, &room_key(id), cmd).await?,
                 None => return Err(not_found(id)),
             },
         };
         Ok((target.id().clone(), outcome))
+    }
+
+    /// Runs a command on a room task of this server; a room it deletes
+    /// leaves the registry.
+    async fn ask_local(&self, handle: &RoomHandle, cmd: Command, via: Via) -> Result<Outcome, ErrorBody> {
+        let deleting = matches!(cmd, Command::Delete { .. });
+        let outcome = handle.ask(cmd, via).await?;
+        if deleting {
+            self.forget(handle);
+        }
+        Ok(outcome)
     }
 
     /// The canonical id of a room, if it exists.
@@ -352,10 +360,8 @@ impl Engine {
             .collect();
         candidates.sort_by(|a, b| a.0.total_cmp(&b.0));
         for (_, handle) in candidates {
-            let evicted =
-                handle.ask(Command::Delete { user: None, reason: DeleteReason::Evicted }, Via::Local(None)).await;
-            if evicted.is_ok() {
-                self.forget(&handle);
+            let evict = Command::Delete { user: None, reason: DeleteReason::Evicted };
+            if self.ask_local(&handle, evict, Via::Local(None)).await.is_ok() {
                 tracing::info!(room = %handle.id, "room evicted to make space");
                 return Ok(());
             }

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use super::command::{Command, JoinMode, Outcome, Via};
 use super::connection::frame;
 use super::room::{PresenceRecord, RoomHandle};
-use super::{Engine, RemoteRoom, fresh_after_restart, not_found, storage_failed};
+use super::{Engine, RemoteRoom, not_found, restarted, storage_failed};
 use crate::cluster::{Cluster, Inbound};
 use crate::storage::StoredRoom;
 
@@ -47,9 +47,16 @@ pub(super) async fn split_owned(
 /// Handles what the other servers send, in order.
 pub(super) async fn serve(engine: Engine, mut inbox: mpsc::UnboundedReceiver<Inbound>) {
     // Rooms taken at start-up: connections of live servers come back.
-    let keys: Vec<String> = engine.inner.rooms.iter().map(|e| e.key().clone()).collect();
-    for key in keys {
-        restore_presence(&engine, &key).await;
+    if let Some(cluster) = engine.cluster() {
+        match cluster.nodes().await {
+            Ok((live, _)) => {
+                let keys: Vec<String> = engine.inner.rooms.iter().map(|e| e.key().clone()).collect();
+                for key in keys {
+                    restore_presence(&engine, &key, &live).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "listing servers failed; presence not restored"),
+        }
     }
     while let Some(inbound) = inbox.recv().await {
         match inbound {
@@ -96,12 +103,7 @@ impl Engine {
     /// Runs a command from another server on a room owned here.
     async fn run_here(&self, key: &str, cmd: Command, via: Via) -> Result<Outcome, ErrorBody> {
         let handle = self.inner.rooms.get(key).map(|h| h.clone()).ok_or_else(|| not_found(key))?;
-        let deleting = matches!(cmd, Command::Delete { .. });
-        let outcome = handle.ask(cmd, via).await?;
-        if deleting {
-            self.forget(&handle);
-        }
-        Ok(outcome)
+        self.ask_local(&handle, cmd, via).await
     }
 }
 
@@ -125,13 +127,14 @@ pub(super) async fn watch_nodes(engine: Engine, cluster: Cluster) {
         gone.extend(seen.iter().filter(|n| !live.contains(n)).cloned());
         gone.remove(&**cluster.node());
         for node in gone {
-            node_gone(&engine, &cluster, &node).await;
+            node_gone(&engine, &cluster, &node, &live).await;
         }
         seen = live.into_iter().collect();
     }
 }
 
-async fn node_gone(engine: &Engine, cluster: &Cluster, node: &str) {
+/// `live`: the servers alive in this pass.
+async fn node_gone(engine: &Engine, cluster: &Cluster, node: &str, live: &[String]) {
     tracing::warn!(node, "server gone: removing its connections and taking over its rooms");
     let handles: Vec<RoomHandle> = engine.inner.rooms.iter().map(|e| e.value().clone()).collect();
     for handle in handles {
@@ -143,7 +146,7 @@ async fn node_gone(engine: &Engine, cluster: &Cluster, node: &str) {
     };
     for key in rooms {
         match cluster.take_over(Some(node), &key).await {
-            Ok(true) => adopt(engine, &key).await,
+            Ok(true) => adopt(engine, &key, live).await,
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, room = key, "take-over failed"),
         }
@@ -154,19 +157,14 @@ async fn node_gone(engine: &Engine, cluster: &Cluster, node: &str) {
 }
 
 /// Starts the task of a room this server just took over.
-async fn adopt(engine: &Engine, key: &str) {
+async fn adopt(engine: &Engine, key: &str, live: &[String]) {
     let stored = match engine.inner.shared.storage.load_room(key).await {
         Ok(Some(stored)) => stored,
         Ok(None) => return,
         Err(e) => return drop(storage_failed(e)),
     };
     let default_key = engine.inner.default_room.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let mut meta = fresh_after_restart(stored.meta.clone());
-    let is_default = default_key.as_deref() == Some(key);
-    if meta.is_default != is_default {
-        meta.is_default = is_default;
-        meta.version += 1;
-    }
+    let meta = restarted(stored.meta.clone(), default_key.as_deref());
     let payload = frame(ServerEvent::RoomUpdate(RoomDelta::between(&stored.meta, &meta)).to_json());
     let handle = RoomHandle::spawn(meta.clone(), stored.last_active, engine.inner.shared.clone());
     engine.inner.rooms.insert(key.to_string(), handle);
@@ -176,17 +174,17 @@ async fn adopt(engine: &Engine, key: &str) {
     }
     engine.inner.shared.directory.upsert(meta, payload).await;
     tracing::info!(room = key, "room taken over");
-    restore_presence(engine, key).await;
+    restore_presence(engine, key, live).await;
 }
 
 /// Brings back the connections recorded in a room taken over: those of
-/// live servers rejoin as they were; those of dead servers leave.
-async fn restore_presence(engine: &Engine, key: &str) {
+/// live servers (`live`) rejoin as they were; those of dead servers leave.
+async fn restore_presence(engine: &Engine, key: &str, live: &[String]) {
     let Some(cluster) = engine.cluster() else { return };
     let Some(handle) = engine.inner.rooms.get(key).map(|h| h.clone()) else { return };
-    let (entries, live) = match (cluster.presence_entries(key).await, cluster.nodes().await) {
-        (Ok(entries), Ok((live, _))) => (entries, live),
-        _ => return tracing::warn!(room = key, "reading a taken-over room's presence failed"),
+    let entries = match cluster.presence_entries(key).await {
+        Ok(entries) => entries,
+        Err(e) => return tracing::warn!(room = key, error = %e, "reading a taken-over room's presence failed"),
     };
     for (sid, entry) in entries {
         let Ok(record) = serde_json::from_str::<PresenceRecord>(&entry) else { continue };
