@@ -5,10 +5,9 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{RedisTarget, TestServer, Ws, assert_reply_ok};
+use common::{RedisTarget, TestServer, Ws, assert_reply_ok, match_all};
 use serde_json::{Value, json};
 
 /// Heartbeat expiry used here; a dead server is noticed within it and a
@@ -179,16 +178,7 @@ async fn fifty_matches_over_two_servers_never_overfill_a_room() {
         let server = if i % 2 == 0 { &a } else { &b };
         clients.push(user(server, &format!("player{i}")).await.1);
     }
-    let replies = futures::future::join_all(
-        clients.iter_mut().map(|ws| async move { ws.request("match", json!({ "maxMembers": 2 })).await }),
-    )
-    .await;
-    let mut per_room: HashMap<String, usize> = HashMap::new();
-    for reply in &replies {
-        let data = assert_reply_ok(reply);
-        assert_eq!(data["role"], "member");
-        *per_room.entry(data["room"]["id"].as_str().unwrap().to_string()).or_default() += 1;
-    }
+    let per_room = match_all(&mut clients, 2).await;
     assert!(per_room.values().all(|n| *n <= 2), "a room was overfilled: {per_room:?}");
     assert_eq!(per_room.len(), 25, "matches filled a room before opening the next: {per_room:?}");
     for server in [&a, &b] {

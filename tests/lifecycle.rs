@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{TestServer, Ws, assert_error, assert_reply_error, assert_reply_ok};
+use common::{TestServer, Ws, assert_error, assert_reply_error, assert_reply_ok, match_all};
 use serde_json::{Value, json};
 
 async fn user(server: &TestServer, name: &str) -> (String, Ws) {
@@ -144,16 +144,7 @@ async fn fifty_concurrent_matches_fill_exactly_twenty_five_rooms() {
     for i in 0..50 {
         clients.push(user(&server, &format!("player{i}")).await.1);
     }
-    let replies = futures::future::join_all(
-        clients.iter_mut().map(|ws| async move { ws.request("match", json!({ "maxMembers": 2 })).await }),
-    )
-    .await;
-    let mut per_room: HashMap<String, usize> = HashMap::new();
-    for reply in &replies {
-        let data = assert_reply_ok(reply);
-        assert_eq!(data["role"], "member");
-        *per_room.entry(data["room"]["id"].as_str().unwrap().to_string()).or_default() += 1;
-    }
+    let per_room = match_all(&mut clients, 2).await;
     assert_eq!(per_room.len(), 25, "{per_room:?}");
     assert!(per_room.values().all(|n| *n == 2), "{per_room:?}");
     let (_, list) = server.api(None).get("/api/rooms").await;

@@ -436,3 +436,19 @@ pub fn assert_reply_ok(reply: &Value) -> &Value {
     assert_eq!(reply["ok"], true, "{reply}");
     &reply["data"]
 }
+
+/// Sends `match` with `max_members` on every socket at once; each must be
+/// seated as a member. Returns how many landed in each room.
+pub async fn match_all(clients: &mut [Ws], max_members: u32) -> std::collections::HashMap<String, usize> {
+    let replies = futures::future::join_all(
+        clients.iter_mut().map(|ws| async move { ws.request("match", json!({ "maxMembers": max_members })).await }),
+    )
+    .await;
+    let mut per_room = std::collections::HashMap::new();
+    for reply in &replies {
+        let data = assert_reply_ok(reply);
+        assert_eq!(data["role"], "member");
+        *per_room.entry(data["room"]["id"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    per_room
+}
