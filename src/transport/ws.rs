@@ -131,9 +131,7 @@ pub async fn upgrade(
 }
 
 async fn reject(mut socket: WebSocket) {
-    let close =
-        CloseFrame { code: CloseCode::from(close::UNAUTHORIZED), reason: Utf8Bytes::from_static("unauthorized") };
-    let _ = socket.send(Message::Close(Some(close))).await;
+    let _ = socket.send(close_frame(close::UNAUTHORIZED, "unauthorized")).await;
 }
 
 /// What the reader asks of the writer besides data.
