@@ -6,8 +6,8 @@ impl RoomActor {
     pub(super) async fn recent_chat(&mut self) -> Result<Vec<ChatMessage>, ErrorBody> {
         if self.chat.is_none() {
             let storage = &self.shared.storage;
-            let recent = storage.chat_page(&self.meta.id, None, RECENT_CHAT as u64).await.map_err(internal)?;
-            let last = storage.last_chat_id(&self.meta.id).await.map_err(internal)?;
+            let recent = storage.chat_page(&self.meta.id, None, RECENT_CHAT as u64).await.map_err(storage_failed)?;
+            let last = storage.last_chat_id(&self.meta.id).await.map_err(storage_failed)?;
             self.chat = Some((recent.into(), last));
         }
         Ok(self.chat.as_ref().map(|(recent, _)| recent.iter().cloned().collect()).unwrap_or_default())
@@ -46,7 +46,7 @@ impl RoomActor {
             timestamp: now_secs(),
             edited_at: None,
         };
-        self.shared.storage.save_chat(&message).await.map_err(internal)?;
+        self.shared.storage.save_chat(&message).await.map_err(storage_failed)?;
         *last = message.id;
         recent.push_back(message.clone());
         if recent.len() > RECENT_CHAT {
@@ -60,7 +60,7 @@ impl RoomActor {
     pub(super) async fn chat_edit(&mut self, conn: &Member, id: u64, text: String) -> Result<Value, ErrorBody> {
         let text = validate_chat_text(&text)?;
         self.recent_chat().await?;
-        let stored = self.shared.storage.chat_message(&self.meta.id, id).await.map_err(internal)?;
+        let stored = self.shared.storage.chat_message(&self.meta.id, id).await.map_err(storage_failed)?;
         let Some(mut message) = stored else {
             return Err(err(ErrorCode::NotFound, format!("no message {id}")));
         };
@@ -69,7 +69,7 @@ impl RoomActor {
         }
         message.text = text;
         message.edited_at = Some(now_secs());
-        self.shared.storage.save_chat(&message).await.map_err(internal)?;
+        self.shared.storage.save_chat(&message).await.map_err(storage_failed)?;
         if let Some((recent, _)) = self.chat.as_mut()
             && let Some(m) = recent.iter_mut().find(|m| m.id == id)
         {

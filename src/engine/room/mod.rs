@@ -28,8 +28,8 @@ use super::command::{Command, JoinMode, Outcome, Via};
 use super::connection::{Connection, Frame, User, frame};
 use super::directory::Directory;
 use super::metrics::Metrics;
-use super::now_secs;
 use super::settings::EngineSettings;
+use super::{not_found, now_secs, storage_failed};
 use crate::cluster::Cluster;
 use crate::storage::{Storage, StoredRoom};
 
@@ -85,10 +85,6 @@ pub struct RoomHandle {
     tx: mpsc::Sender<RoomCmd>,
 }
 
-fn gone(id: &str) -> ErrorBody {
-    ErrorBody::new(ErrorCode::NotFound, format!("no room {id}"))
-}
-
 fn err(code: ErrorCode, message: impl Into<String>) -> ErrorBody {
     ErrorBody::new(code, message)
 }
@@ -125,8 +121,8 @@ impl RoomHandle {
     /// between answers `not_found`.
     pub(super) async fn ask(&self, cmd: Command, via: Via) -> Result<Outcome, ErrorBody> {
         let (done, wait) = oneshot::channel();
-        self.tx.send(RoomCmd { cmd, via, done }).await.map_err(|_| gone(&self.id))?;
-        wait.await.map_err(|_| gone(&self.id))?
+        self.tx.send(RoomCmd { cmd, via, done }).await.map_err(|_| not_found(&self.id))?;
+        wait.await.map_err(|_| not_found(&self.id))?
     }
 }
 
@@ -203,11 +199,6 @@ struct RoomActor {
     chat_rate: HashMap<Arc<str>, VecDeque<Instant>>,
     pulse: Arc<Pulse>,
     shared: Arc<Shared>,
-}
-
-fn internal(e: impl std::fmt::Display) -> ErrorBody {
-    tracing::error!(error = %e, "room storage failed");
-    ErrorBody::new(ErrorCode::Internal, "storage failed; the change was not made")
 }
 
 const RECENT_CHAT: usize = 50;
@@ -322,7 +313,7 @@ impl RoomActor {
         next.version = self.meta.version + 1;
         if durable {
             let stored = StoredRoom { meta: next.clone(), last_active: self.last_active_unix() };
-            self.shared.storage.save_room(&stored).await.map_err(internal)?;
+            self.shared.storage.save_room(&stored).await.map_err(storage_failed)?;
         }
         self.announce(next, skip).await;
         Ok(())
@@ -680,7 +671,7 @@ impl RoomActor {
             }
             (None, _) => {}
         }
-        self.shared.storage.delete_room(&self.meta.id).await.map_err(internal)?;
+        self.shared.storage.delete_room(&self.meta.id).await.map_err(storage_failed)?;
         if reason == DeleteReason::Inactivity {
             let closed = ServerEvent::RoomClosed(RoomClosed { room_id: self.meta.id.clone(), reason });
             self.broadcast_event(closed, None);
@@ -711,7 +702,7 @@ impl RoomActor {
         next.frame_count += frames.len() as u64;
         next.version += 1;
         let stored = StoredRoom { meta: next.clone(), last_active: self.last_active_unix() };
-        self.shared.storage.append_frames(&stored, frames).await.map_err(internal)?;
+        self.shared.storage.append_frames(&stored, frames).await.map_err(storage_failed)?;
         self.announce(next, None).await;
         Ok(self.meta.frame_count)
     }
