@@ -45,7 +45,13 @@ pub fn WarningBanner(room_id: String) -> impl IntoView {
     move || {
         mine().map(|w| {
             let keep = keep.clone();
-            let left = move || ((w.until_ms - now.get()) / 1000.0).ceil().max(0.0) as u64;
+            // The tick only re-renders; the time is read when rendering, so a
+            // warning that just arrived never counts from a tick up to 250 ms
+            // old (which showed one second too many).
+            let left = move || {
+                now.track();
+                ((w.until_ms - now_ms()) / 1000.0).ceil().max(0.0) as u64
+            };
             view! {
                 <div class="warning" data-testid="idle-warning" role="alert">
                     <span>"This room closes in " <strong data-testid="countdown">{left}</strong> " s for inactivity."</span>
