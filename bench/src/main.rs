@@ -20,6 +20,9 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
+mod subscriber;
+use subscriber::Subscriber;
+
 #[derive(Parser)]
 #[command(about = "Fan-out benchmark for Roomcast")]
 struct Cli {
@@ -89,6 +92,17 @@ fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// CPU time (user + system) a process has used, in milliseconds, from /proc.
+fn cpu_millis(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at ") ".
+    let rest = stat.rsplit_once(") ")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // Linux reports these in USER_HZ, 100 per second on every common build.
+    Some(ticks * 10)
+}
+
 struct Spawned {
     child: Child,
     _dir: PathBuf,
@@ -139,28 +153,30 @@ struct Tally {
 }
 
 /// Records the delay of every benchmark change until the last one.
-async fn read_changes(
-    mut ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    histogram: Arc<Mutex<Histogram<u64>>>,
-    tally: Arc<Tally>,
-) {
-    let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
-    let mut count = 0u64;
-    while let Some(Ok(msg)) = ws.next().await {
-        let Message::Text(text) = msg else { continue };
+async fn read_changes(mut ws: Subscriber, changes: usize, histogram: Arc<Mutex<Histogram<u64>>>, tally: Arc<Tally>) {
+    // Delays in microseconds, added to the shared histogram at the end: a
+    // histogram per subscriber would spread the hot path over 5,000 tables.
+    let mut delays: Vec<u64> = Vec::with_capacity(changes);
+    let mut last = 0;
+    while let Some(text) = ws.next_text().await {
         let Some(pos) = text.find("bench-t=") else { continue };
-        let digits: String = text[pos + 8..].chars().take_while(char::is_ascii_digit).collect();
-        let Ok(sent) = digits.parse::<u64>() else { continue };
-        let now = now_micros();
-        let _ = local.record(now.saturating_sub(sent).max(1));
-        count += 1;
-        tally.last_receipt_micros.fetch_max(now, Ordering::Relaxed);
+        let digits = &text.as_bytes()[pos + 8..];
+        let end = digits.iter().position(|b| !b.is_ascii_digit()).unwrap_or(digits.len());
+        let Some(sent) = std::str::from_utf8(&digits[..end]).ok().and_then(|d| d.parse::<u64>().ok()) else {
+            continue;
+        };
+        last = now_micros();
+        delays.push(last.saturating_sub(sent).max(1));
         if text.contains("bench-last") {
             break;
         }
     }
-    tally.deliveries.fetch_add(count, Ordering::Relaxed);
-    let _ = histogram.lock().await.add(&local);
+    tally.deliveries.fetch_add(delays.len() as u64, Ordering::Relaxed);
+    tally.last_receipt_micros.fetch_max(last, Ordering::Relaxed);
+    let mut h = histogram.lock().await;
+    for d in delays {
+        let _ = h.record(d);
+    }
 }
 
 #[tokio::main]
@@ -238,17 +254,15 @@ async fn main() {
             let (ready, is_ready) = tokio::sync::oneshot::channel::<()>();
             joined.push(is_ready);
             readers.push(tokio::spawn(async move {
-                let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await.expect("connect");
-                ws.send(Message::Text(join.into())).await.expect("join");
-                while let Some(Ok(msg)) = ws.next().await {
-                    if let Message::Text(t) = msg
-                        && t.contains("\"event\":\"reply\"")
-                    {
+                let mut ws = Subscriber::connect(&ws_url).await.expect("connect");
+                ws.send(join).await.expect("join");
+                while let Some(t) = ws.next_text().await {
+                    if t.contains("\"event\":\"reply\"") {
                         break;
                     }
                 }
                 let _ = ready.send(());
-                read_changes(ws, histogram, tally).await;
+                read_changes(ws, changes, histogram, tally).await;
             }));
         }
         for is_ready in joined {
@@ -285,6 +299,8 @@ async fn main() {
         tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
         driver = Some(sink);
     }
+    let cpu = |pids: &[u32]| -> Option<u64> { pids.iter().map(|p| cpu_millis(&p.to_string())).sum() };
+    let cpu_before = (cpu(&pids), cpu_millis("self"));
     let send_start_micros = now_micros();
     let send_start = Instant::now();
     let interval = (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate));
@@ -319,6 +335,7 @@ async fn main() {
         eprintln!("warning: not every subscriber saw the last change within 60 s");
     }
 
+    let cpu_after = (cpu(&pids), cpu_millis("self"));
     let deliveries = tally.deliveries.load(Ordering::Relaxed);
     let span = tally.last_receipt_micros.load(Ordering::Relaxed).saturating_sub(send_start_micros).max(1);
     let h = histogram.lock().await;
@@ -355,6 +372,14 @@ async fn main() {
         ms(h.value_at_quantile(0.99)),
         ms(h.max())
     );
+    if let ((Some(s0), Some(b0)), (Some(s1), Some(b1))) = (cpu_before, cpu_after) {
+        println!(
+            "  CPU while changing server {:.2} s, load tool {:.2} s (in {:.2} s)",
+            (s1 - s0) as f64 / 1000.0,
+            (b1 - b0) as f64 / 1000.0,
+            span as f64 / 1e6
+        );
+    }
     if let (Some(before), Some(after)) = (rss_before, rss_after) {
         let per = (after.saturating_sub(before) as f64) * 1024.0 / subscribers.max(1) as f64;
         println!(
