@@ -5,6 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh run
+scripts/build-release.sh
 source scripts/env.sh
-cargo leptos build --release
 exec "$CARGO_TARGET_DIR/release/roomcast" --site-root target/site "$@"

@@ -24,15 +24,18 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
+# A pinned nightly (scripts/env.sh) with the standard library's source:
 # cargo-leptos 0.3.11's locked dependencies need a newer rustc than stable
-# 1.95, so it is built with nightly (once per machine, ~16 min).
+# 1.95, and release builds compile the WASM front end's std for size.
+source scripts/env.sh
+if ! rustup run "$ROOMCAST_NIGHTLY" rustc --version >/dev/null 2>&1 \
+  || ! rustup component list --installed --toolchain "$ROOMCAST_NIGHTLY" | grep -q '^rust-src'; then
+  say "rustup toolchain install $ROOMCAST_NIGHTLY (with rust-src)"
+  rustup toolchain install "$ROOMCAST_NIGHTLY" --profile minimal --component rust-src
+fi
 if ! cargo leptos --version 2>/dev/null | grep -q '0\.3\.11'; then
-  if ! rustup toolchain list | grep -q '^nightly'; then
-    say "rustup toolchain install nightly"
-    rustup toolchain install nightly --profile minimal
-  fi
-  say "cargo +nightly install cargo-leptos 0.3.11 (takes a while, once)"
-  cargo +nightly install --locked cargo-leptos --version 0.3.11 --features no_downloads
+  say "cargo +$ROOMCAST_NIGHTLY install cargo-leptos 0.3.11 (takes a while, once)"
+  cargo "+$ROOMCAST_NIGHTLY" install --locked cargo-leptos --version 0.3.11 --features no_downloads
 fi
 
 # cargo-leptos runs the wasm-bindgen CLI, which must match Cargo.lock exactly.

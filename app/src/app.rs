@@ -2,7 +2,6 @@
 //! are created here, above the router, so they live as long as the tab.
 
 use leptos::prelude::*;
-use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{A, Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
@@ -30,10 +29,11 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <title>"Roomcast"</title>
                 <link rel="icon" type="image/png" href="/favicon.png"/>
+                <link id="leptos" rel="stylesheet" href="/pkg/roomcast.css"/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
-                <MetaTags/>
             </head>
             <body data-user-id=user_id data-user-name=user_name>
                 <App/>
@@ -62,7 +62,6 @@ fn initial_session() -> Option<SessionInfo> {
 
 #[component]
 pub fn App() -> impl IntoView {
-    provide_meta_context();
     let store = Store::new(initial_session());
     provide_context(store);
     let socket = Socket::new(store);
@@ -79,8 +78,6 @@ pub fn App() -> impl IntoView {
     let user_name = move || store.session.with(|s| s.as_ref().map(|s| s.user_name.clone()).unwrap_or_default());
 
     view! {
-        <Stylesheet id="leptos" href="/pkg/roomcast.css"/>
-        <Title text="Roomcast"/>
         <Router>
             <header class="topbar">
                 <A href="/" attr:class="brand">"Roomcast"</A>

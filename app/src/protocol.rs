@@ -388,14 +388,15 @@ impl ServerEvent {
     }
 }
 
-/// The answer to a request that carried an `id`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The answer to a request that carried an `id`. Its data stays JSON text
+/// until the code that asked reads it into the type it expects.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Reply {
     pub event: ReplyTag,
     pub id: u64,
     pub ok: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<Value>,
+    pub data: Option<Box<RawValue>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody>,
 }
@@ -407,8 +408,19 @@ pub enum ReplyTag {
     Reply,
 }
 
+impl PartialEq for Reply {
+    fn eq(&self, other: &Reply) -> bool {
+        self.id == other.id
+            && self.ok == other.ok
+            && self.data.as_deref().map(RawValue::get) == other.data.as_deref().map(RawValue::get)
+            && self.error == other.error
+    }
+}
+
 impl Reply {
-    pub fn ok(id: u64, data: Value) -> Reply {
+    pub fn ok(id: u64, data: &impl Serialize) -> Reply {
+        // Serializing the protocol's plain data types cannot fail.
+        let data = serde_json::value::to_raw_value(data).unwrap_or_default();
         Reply { event: ReplyTag::Reply, id, ok: true, data: Some(data), error: None }
     }
 

@@ -6,6 +6,7 @@
 //!
 //!   cargo run --release -p roomcast-bench -- fanout --subscribers 5000 --rate 100
 //!   cargo run --release -p roomcast-bench -- fanout --channel overview --subscribers 1000 --rate 0
+//!   cargo run --release -p roomcast-bench -- floor --subscribers 5000 --rate 5
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -13,13 +14,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
+mod floor;
 mod subscriber;
 use subscriber::Subscriber;
 
@@ -47,38 +49,61 @@ enum Via {
 #[derive(Subcommand)]
 enum Cmd {
     /// Subscribers on one channel, changes of one room, deliveries measured.
-    Fanout {
-        #[arg(long, default_value_t = 1000)]
-        subscribers: usize,
-        /// Changes to send.
-        #[arg(long, default_value_t = 200)]
-        changes: usize,
-        /// Changes per second; 0 sends them back to back (saturation).
-        #[arg(long, default_value_t = 100.0)]
-        rate: f64,
-        #[arg(long, value_enum, default_value = "room")]
-        channel: Channel,
-        /// A running server to use; without it one is started.
-        #[arg(long)]
-        url: Option<String>,
-        /// The server binary to start (default: $CARGO_TARGET_DIR/release/roomcast).
-        #[arg(long)]
-        server_bin: Option<PathBuf>,
-        /// How changes are made: `ws` sets the temporary lock's message
-        /// (a metadata change with no disk write, so the fan-out is what is
-        /// measured); `rest` patches the description (each change is a
-        /// durable SQLite write).
-        #[arg(long, value_enum, default_value = "ws")]
-        via: Via,
-        /// Connections opened at once while connecting.
-        #[arg(long, default_value_t = 200)]
-        connect_batch: usize,
-        /// Scale-out: start two servers on this Redis server, spread the
-        /// subscribers over both and drive the changes through the first
-        /// (which owns the room), so half the deliveries cross Redis.
-        #[arg(long)]
-        redis_url: Option<String>,
-    },
+    Fanout(Fanout),
+    /// The machine's floor: the same load over plain loopback TCP with no
+    /// server (one blocking write per delivery), to compare `fanout` with.
+    Floor(floor::Floor),
+}
+
+#[derive(Args)]
+struct Fanout {
+    #[arg(long, default_value_t = 1000)]
+    subscribers: usize,
+    /// Changes to send.
+    #[arg(long, default_value_t = 200)]
+    changes: usize,
+    /// Changes per second; 0 sends them back to back (saturation).
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
+    #[arg(long, value_enum, default_value = "room")]
+    channel: Channel,
+    /// A running server to use; without it one is started.
+    #[arg(long)]
+    url: Option<String>,
+    /// The server binary to start (default: $CARGO_TARGET_DIR/release/roomcast).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// How changes are made: `ws` sets the temporary lock's message
+    /// (a metadata change with no disk write, so the fan-out is what is
+    /// measured); `rest` patches the description (each change is a
+    /// durable SQLite write).
+    #[arg(long, value_enum, default_value = "ws")]
+    via: Via,
+    /// Connections opened at once while connecting.
+    #[arg(long, default_value_t = 200)]
+    connect_batch: usize,
+    /// Scale-out: start two servers on this Redis server, spread the
+    /// subscribers over both and drive the changes through the first
+    /// (which owns the room), so half the deliveries cross Redis.
+    #[arg(long)]
+    redis_url: Option<String>,
+}
+
+/// Prints the delivery count, the rate and the latency percentiles.
+fn report_deliveries(delivered: u64, expected: u64, seconds: f64, h: &Histogram<u64>) {
+    let ms = |v: u64| v as f64 / 1000.0;
+    println!(
+        "  deliveries         {delivered} of {expected}{}",
+        if delivered == expected { "" } else { "  (MISSING)" }
+    );
+    println!("  deliveries/s       {:.0}", delivered as f64 / seconds);
+    println!(
+        "  latency ms         p50 {:.2}  p95 {:.2}  p99 {:.2}  max {:.2}",
+        ms(h.value_at_quantile(0.50)),
+        ms(h.value_at_quantile(0.95)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.max())
+    );
 }
 
 fn now_micros() -> u64 {
@@ -182,9 +207,14 @@ async fn read_changes(mut ws: Subscriber, changes: usize, histogram: Arc<Mutex<H
 #[tokio::main]
 async fn main() {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
-    let Cli {
-        command: Cmd::Fanout { subscribers, changes, rate, channel, url, server_bin, via, connect_batch, redis_url },
-    } = Cli::parse();
+    match Cli::parse().command {
+        Cmd::Fanout(args) => fanout(args).await,
+        Cmd::Floor(args) => floor::run(args).await,
+    }
+}
+
+async fn fanout(args: Fanout) {
+    let Fanout { subscribers, changes, rate, channel, url, server_bin, via, connect_batch, redis_url } = args;
 
     let prefix = format!("bench-{}", std::process::id());
     let redis = redis_url.as_deref().map(|u| (u, prefix.as_str()));
@@ -339,7 +369,6 @@ async fn main() {
     let deliveries = tally.deliveries.load(Ordering::Relaxed);
     let span = tally.last_receipt_micros.load(Ordering::Relaxed).saturating_sub(send_start_micros).max(1);
     let h = histogram.lock().await;
-    let ms = |v: u64| v as f64 / 1000.0;
     let expected = (subscribers * changes) as u64;
     println!("roomcast-bench fanout");
     println!(
@@ -360,18 +389,7 @@ async fn main() {
         if rate > 0.0 { format!("{rate}/s") } else { "saturation".into() },
         send_time
     );
-    println!(
-        "  deliveries         {deliveries} of {expected}{}",
-        if deliveries == expected { "" } else { "  (MISSING)" }
-    );
-    println!("  deliveries/s       {:.0}", deliveries as f64 / (span as f64 / 1e6));
-    println!(
-        "  latency ms         p50 {:.2}  p95 {:.2}  p99 {:.2}  max {:.2}",
-        ms(h.value_at_quantile(0.50)),
-        ms(h.value_at_quantile(0.95)),
-        ms(h.value_at_quantile(0.99)),
-        ms(h.max())
-    );
+    report_deliveries(deliveries, expected, span as f64 / 1e6, &h);
     if let ((Some(s0), Some(b0)), (Some(s1), Some(b1))) = (cpu_before, cpu_after) {
         println!(
             "  CPU while changing server {:.2} s, load tool {:.2} s (in {:.2} s)",

@@ -115,7 +115,7 @@ async fn run(mut rooms: HashMap<String, RoomMetadata>, mut rx: mpsc::Receiver<Co
             Command::Join { conn, reply_id, done } => {
                 if let Some(id) = reply_id {
                     let data = JoinOverviewReply { rooms: sorted(&rooms) };
-                    let reply = Reply::ok(id, serde_json::to_value(data).unwrap_or_default());
+                    let reply = Reply::ok(id, &data);
                     conn.out.send(&frame(reply.to_json()));
                 }
                 watchers.insert(conn.sid.clone(), conn);

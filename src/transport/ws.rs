@@ -369,7 +369,7 @@ impl Reader {
             Outcome::Replied => {}
             Outcome::Done(data) => {
                 if let Some(id) = request.id {
-                    self.conn.out.send(&frame(Reply::ok(id, data).to_json()));
+                    self.conn.out.send(&frame(Reply::ok(id, &data).to_json()));
                 }
             }
             Outcome::Failed(err) => self.send_error(request.id, Some(name.to_string()), err),

@@ -123,7 +123,7 @@ pub async fn get_frame(id: &str, index: u64) -> Result<serde_json::Value, ErrorB
 }
 
 /// Appends frames; returns the room's frame count.
-pub async fn append_frames(id: &str, frames: &[serde_json::Value]) -> Result<u64, ErrorBody> {
+pub async fn append_frames(id: &str, frames: &[Box<serde_json::value::RawValue>]) -> Result<u64, ErrorBody> {
     let done: crate::api::FramesAppended =
         call(Method::Post, &format!("{}/frames", path_of(id)), Some(&frames)).await?.ok_or_else(missing_body)?;
     Ok(done.frame_count)

@@ -5,7 +5,8 @@
 //! On the server (SSR) it does nothing.
 
 use leptos::prelude::*;
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 
 use super::store::Store;
 use crate::error::ErrorBody;
@@ -91,8 +92,8 @@ impl Socket {
         let _ = channel;
     }
 
-    /// Sends an event and waits for its reply.
-    pub async fn request(&self, event: ClientEvent) -> Result<Value, ErrorBody> {
+    /// Sends an event and waits for its reply's data, as JSON text.
+    pub async fn request(&self, event: ClientEvent) -> Result<Box<RawValue>, ErrorBody> {
         #[cfg(feature = "hydrate")]
         {
             live::request(*self, event).await
@@ -102,6 +103,13 @@ impl Socket {
             let _ = event;
             Err(ErrorBody::new(crate::error::ErrorCode::Internal, "no socket outside the browser"))
         }
+    }
+
+    /// Sends an event and reads its reply's data as a `T`.
+    pub async fn request_as<T: DeserializeOwned>(&self, event: ClientEvent) -> Result<T, ErrorBody> {
+        let data = self.request(event).await?;
+        serde_json::from_str(data.get())
+            .map_err(|e| ErrorBody::new(crate::error::ErrorCode::Internal, format!("unreadable reply: {e}")))
     }
 }
 
@@ -115,7 +123,7 @@ mod live {
     use gloo_net::websocket::{Message, WebSocketError};
     use leptos::prelude::*;
     use leptos::task::spawn_local;
-    use serde_json::Value;
+    use serde_json::value::RawValue;
 
     use super::{Channel, ConnectionStatus, Socket};
     use crate::client::rest;
@@ -129,7 +137,7 @@ mod live {
     const UNAUTHORIZED: u16 = 4001;
 
     enum Pending {
-        Request(oneshot::Sender<Result<Value, ErrorBody>>),
+        Request(oneshot::Sender<Result<Box<RawValue>, ErrorBody>>),
         Join(Channel),
         Ignore,
     }
@@ -203,7 +211,7 @@ mod live {
         send(socket, event, Pending::Ignore);
     }
 
-    pub async fn request(socket: Socket, event: ClientEvent) -> Result<Value, ErrorBody> {
+    pub async fn request(socket: Socket, event: ClientEvent) -> Result<Box<RawValue>, ErrorBody> {
         let (tx, rx) = oneshot::channel();
         if !send(socket, event, Pending::Request(tx)) {
             return Err(ErrorBody::new(ErrorCode::Internal, "not connected; try again in a moment"));
@@ -300,7 +308,7 @@ mod live {
             Ok(ServerMessage::Reply(reply)) => {
                 let pending = with(socket, |inner| inner.pending.remove(&reply.id));
                 let result = match (reply.ok, reply.data, reply.error) {
-                    (true, data, _) => Ok(data.unwrap_or(Value::Null)),
+                    (true, data, _) => Ok(data.unwrap_or_default()),
                     (false, _, Some(e)) => Err(e),
                     (false, _, None) => Err(ErrorBody::new(ErrorCode::Internal, "failed without a reason")),
                 };
@@ -321,17 +329,17 @@ mod live {
         with(socket, |inner| inner.channels.iter().any(|c| c.same(channel)))
     }
 
-    fn on_join_reply(socket: Socket, channel: Channel, result: Result<Value, ErrorBody>) {
+    fn on_join_reply(socket: Socket, channel: Channel, result: Result<Box<RawValue>, ErrorBody>) {
         if !wanted(socket, &channel) {
             return;
         }
         let store = socket.store;
         match (&channel, result) {
-            (Channel::Overview, Ok(data)) => match serde_json::from_value::<JoinOverviewReply>(data) {
+            (Channel::Overview, Ok(data)) => match serde_json::from_str::<JoinOverviewReply>(data.get()) {
                 Ok(reply) => store.replace_all(reply.rooms),
                 Err(e) => leptos::logging::warn!("bad join:overview reply: {e}"),
             },
-            (Channel::Room(id), Ok(data)) => match serde_json::from_value::<JoinRoomReply>(data) {
+            (Channel::Room(id), Ok(data)) => match serde_json::from_str::<JoinRoomReply>(data.get()) {
                 Ok(reply) => store.joined(reply.sid, reply.presence, reply.chat, reply.frame, reply.room),
                 Err(e) => leptos::logging::warn!("bad join:room reply for {id}: {e}"),
             },

@@ -22,10 +22,7 @@ pub fn ChatPanel(room_id: String) -> impl IntoView {
         move || store.chat(&room_id)
     };
 
-    let take_reply = move |result: Result<serde_json::Value, crate::error::ErrorBody>| match result.and_then(|v| {
-        serde_json::from_value::<ChatReply>(v)
-            .map_err(|e| crate::error::ErrorBody::new(crate::error::ErrorCode::Internal, e.to_string()))
-    }) {
+    let take_reply = move |result: Result<ChatReply, crate::error::ErrorBody>| match result {
         Ok(reply) => {
             error.set(None);
             store.chat_message(reply.message);
@@ -47,7 +44,7 @@ pub fn ChatPanel(room_id: String) -> impl IntoView {
             }
             let room_id = room_id.clone();
             spawn_local(async move {
-                let result = socket.request(ClientEvent::ChatSend(ChatSend { room_id, text })).await;
+                let result = socket.request_as(ClientEvent::ChatSend(ChatSend { room_id, text })).await;
                 if take_reply(result) {
                     draft.set(String::new());
                 }
@@ -61,7 +58,7 @@ pub fn ChatPanel(room_id: String) -> impl IntoView {
             let Some(message_id) = editing.get_untracked() else { return };
             let (room_id, text) = (room_id.clone(), edit_text.get_untracked());
             spawn_local(async move {
-                let result = socket.request(ClientEvent::ChatEdit(ChatEdit { room_id, message_id, text })).await;
+                let result = socket.request_as(ClientEvent::ChatEdit(ChatEdit { room_id, message_id, text })).await;
                 if take_reply(result) {
                     editing.set(None);
                 }

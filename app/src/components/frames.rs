@@ -7,8 +7,10 @@ use std::collections::HashMap;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::client::{rest, use_socket, use_store};
+use crate::components::svg::tenths;
 use crate::model::RoomMetadata;
 use crate::protocol::{ClientEvent, FrameSet, LockAcquire, RoomRef};
 
@@ -25,7 +27,8 @@ fn points(frame: &Value) -> Option<Vec<(f64, f64)>> {
 
 #[component]
 fn Scatter(points: Vec<(f64, f64)>) -> impl IntoView {
-    let (w, h, pad) = (320.0, 240.0, 12.0);
+    let (width, height) = (320u32, 240u32);
+    let (w, h, pad) = (f64::from(width), f64::from(height), 12.0);
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for (x, y) in &points {
         x0 = x0.min(*x);
@@ -37,11 +40,11 @@ fn Scatter(points: Vec<(f64, f64)>) -> impl IntoView {
     let sy = move |y: f64| h - pad - (y - y0) / (y1 - y0).max(f64::EPSILON) * (h - 2.0 * pad);
     let dots = points
         .into_iter()
-        .map(|(x, y)| view! { <circle cx=format!("{:.1}", sx(x)) cy=format!("{:.1}", sy(y)) r="3"></circle> })
+        .map(|(x, y)| view! { <circle cx=tenths(sx(x)) cy=tenths(sy(y)) r="3"></circle> })
         .collect_view();
     view! {
-        <svg class="scatter" data-testid="scatter" viewBox=format!("0 0 {w} {h}") width=w height=h>
-            <rect x="0" y="0" width=w height=h class="plot-bg"></rect>
+        <svg class="scatter" data-testid="scatter" viewBox=format!("0 0 {width} {height}") width=width height=height>
+            <rect x="0" y="0" width=width height=height class="plot-bg"></rect>
             {dots}
         </svg>
     }
@@ -258,15 +261,16 @@ pub fn Upload(room: RwSignal<RoomMetadata>) -> impl IntoView {
         let room_id = id.clone();
         spawn_local(async move {
             let Some(text) = file_text(&ev).await else { return };
-            let frames: Vec<Value> = match serde_json::from_str(&text) {
-                Ok(Value::Array(frames)) if !frames.is_empty() => frames,
+            // Frames stay JSON text: they reach the server byte for byte.
+            let frames: Vec<Box<RawValue>> = match serde_json::from_str(&text) {
+                Ok(frames) if !Vec::is_empty(&frames) => frames,
                 _ => {
                     error.set(Some("The file must hold a JSON array of frames.".into()));
                     return;
                 }
             };
             error.set(None);
-            let chunks: Vec<&[Value]> = frames.chunks(CHUNK).collect();
+            let chunks: Vec<&[Box<RawValue>]> = frames.chunks(CHUNK).collect();
             let total = chunks.len();
             let lock = |msg: String| {
                 ClientEvent::LockAcquire(LockAcquire {

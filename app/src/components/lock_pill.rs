@@ -3,9 +3,9 @@ use leptos::prelude::*;
 use crate::model::RoomMetadata;
 
 /// Red for a permanently locked room, yellow with message and user for a
-/// temporary lock, nothing otherwise.
-#[component]
-pub fn LockPill(room: RwSignal<RoomMetadata>) -> impl IntoView {
+/// temporary lock, nothing otherwise. A plain function, not a component:
+/// the room list renders one per row, and components are type-erased.
+pub fn lock_pill(room: RwSignal<RoomMetadata>) -> impl IntoView {
     move || {
         room.with(|r| {
             if r.locked {

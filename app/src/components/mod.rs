@@ -6,4 +6,5 @@ pub mod frames;
 pub mod lock_pill;
 pub mod presence;
 pub mod room_forms;
+pub mod svg;
 pub mod warning;

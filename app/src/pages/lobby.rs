@@ -20,11 +20,9 @@ fn QuickMatch() -> impl IntoView {
         let navigate = navigate.clone();
         busy.set(true);
         spawn_local(async move {
-            let result = socket.request(ClientEvent::Match(MatchRequest { max_members: Some(seats) })).await;
-            match result.and_then(|v| {
-                serde_json::from_value::<JoinRoomReply>(v)
-                    .map_err(|e| crate::error::ErrorBody::new(crate::error::ErrorCode::Internal, e.to_string()))
-            }) {
+            let result =
+                socket.request_as::<JoinRoomReply>(ClientEvent::Match(MatchRequest { max_members: Some(seats) }));
+            match result.await {
                 Ok(reply) => {
                     let id = reply.room.id.clone();
                     store.joined(reply.sid, reply.presence, reply.chat, reply.frame, reply.room);

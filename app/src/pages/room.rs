@@ -10,7 +10,7 @@ use crate::api::PatchRoom;
 use crate::client::{Channel, initial, rest, use_socket, use_store};
 use crate::components::chat::ChatPanel;
 use crate::components::frames::{FrameViewer, Upload};
-use crate::components::lock_pill::LockPill;
+use crate::components::lock_pill::lock_pill;
 use crate::components::presence::PresenceList;
 use crate::components::warning::WarningBanner;
 use crate::ids::room_key;
@@ -135,7 +135,7 @@ fn RoomDetails(room: RwSignal<RoomMetadata>) -> impl IntoView {
             <h1>
                 <span data-testid="room-id">{id.clone()}</span>
                 <span class="badge status" data-testid="status-badge">{move || room.with(|r| r.status.as_str())}</span>
-                <LockPill room/>
+                {lock_pill(room)}
                 {move || room.with(|r| r.is_default).then(|| view! { <span class="badge default" data-testid="default-marker">"default"</span> })}
                 {move || room.with(|r| r.hidden).then(|| view! { <span class="badge">"hidden"</span> })}
             </h1>

@@ -5,6 +5,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::client::rest;
+use crate::components::svg::tenths;
 
 const SAMPLE_EVERY_MS: u64 = 2000;
 /// Five minutes of samples.
@@ -25,7 +26,8 @@ fn polyline(samples: &[Sample], w: f64, h: f64) -> String {
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            format!("{:.1},{:.1}", (offset + i) as f64 * step, h - s.connections as f64 / max * (h - 4.0) - 2.0)
+            let (x, y) = ((offset + i) as f64 * step, h - s.connections as f64 / max * (h - 4.0) - 2.0);
+            format!("{},{}", tenths(x), tenths(y))
         })
         .collect::<Vec<_>>()
         .join(" ")
@@ -61,7 +63,7 @@ pub fn StatsPage() -> impl IntoView {
     });
     let last = move || samples.with(|s| s.last().copied());
     let show = move |f: fn(Sample) -> u64| move || last().map(|s| f(s).to_string()).unwrap_or_else(|| "–".into());
-    let (w, h) = (600.0, 120.0);
+    let (w, h) = (600u32, 120u32);
     view! {
         <section class="stats-page">
             <h1>"Stats"</h1>
@@ -74,7 +76,7 @@ pub fn StatsPage() -> impl IntoView {
             <h2>"Connections, last 5 minutes"</h2>
             <svg class="chart" data-testid="connections-chart" viewBox=format!("0 0 {w} {h}") width=w height=h>
                 <rect x="0" y="0" width=w height=h class="plot-bg"></rect>
-                <polyline class="line" points=move || samples.with(|s| polyline(s, w, h))></polyline>
+                <polyline class="line" points=move || samples.with(|s| polyline(s, w.into(), h.into()))></polyline>
             </svg>
         </section>
     }

@@ -519,7 +519,7 @@ impl RoomActor {
                     frame: self.presenter.frame,
                     chat,
                 };
-                frame(Reply::ok(id, serde_json::to_value(data).unwrap_or_default()).to_json())
+                frame(Reply::ok(id, &data).to_json())
             }
             None => Frame::new(),
         };
