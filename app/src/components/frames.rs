@@ -262,8 +262,8 @@ pub fn Upload(room: RwSignal<RoomMetadata>) -> impl IntoView {
         spawn_local(async move {
             let Some(text) = file_text(&ev).await else { return };
             // Frames stay JSON text: they reach the server byte for byte.
-            let frames: Vec<Box<RawValue>> = match serde_json::from_str(&text) {
-                Ok(frames) if !Vec::is_empty(&frames) => frames,
+            let frames = match serde_json::from_str::<Vec<Box<RawValue>>>(&text) {
+                Ok(frames) if !frames.is_empty() => frames,
                 _ => {
                     error.set(Some("The file must hold a JSON array of frames.".into()));
                     return;
