@@ -2,11 +2,12 @@
 //! queue of serialized frames to send it. Nothing here knows of WebSocket
 //! framing; the transport drains the queue.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 /// A user as the engine sees one: the identity behind a session.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -33,19 +34,41 @@ pub enum Eviction {
 /// The sending half of a connection's outbound queue. Sending never waits:
 /// a connection whose queue is full is marked for closing and skipped, so
 /// no other connection waits for it.
-#[derive(Clone, Debug)]
+///
+/// The queue is a plain deque behind an uncontended mutex, in one
+/// allocation with its flags: a broadcast touches one cache line per
+/// connection, and only a push onto an empty queue wakes the writer, which
+/// then takes everything queued at once.
+#[derive(Debug)]
 pub struct Outbound {
-    tx: mpsc::Sender<Frame>,
-    state: Arc<OutboundState>,
+    shared: Arc<Shared>,
 }
 
 #[derive(Debug)]
-struct OutboundState {
+struct Shared {
+    queue: Mutex<Queue>,
+    /// Wakes the writer when frames arrive or the last sender goes.
+    ready: Notify,
     slow: AtomicBool,
     evict: Notify,
-    /// Bytes queued and not yet taken by the writer.
-    queued_bytes: AtomicUsize,
+    capacity: usize,
     max_bytes: usize,
+}
+
+#[derive(Debug)]
+struct Queue {
+    frames: VecDeque<Frame>,
+    /// Bytes queued and not yet taken by the writer.
+    bytes: usize,
+    senders: usize,
+    receiver: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // Nothing panics while holding the lock; a poisoned queue is still whole.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// The receiving half, held by the transport's writer.
@@ -54,45 +77,72 @@ pub struct OutboundReceiver {
     pub eviction: EvictionSignal,
 }
 
-/// The frames waiting for the writer; taking one releases its bytes.
+/// The frames waiting for the writer; taking them releases their bytes.
 pub struct FrameQueue {
-    rx: mpsc::Receiver<Frame>,
-    state: Arc<OutboundState>,
+    shared: Arc<Shared>,
 }
 
 impl FrameQueue {
-    pub async fn recv(&mut self) -> Option<Frame> {
-        let frame = self.rx.recv().await?;
-        self.state.queued_bytes.fetch_sub(frame.len(), Ordering::Relaxed);
-        Some(frame)
+    /// Waits for frames and moves every queued one to the end of `batch`.
+    /// Returns false once the queue is empty and every sender is gone.
+    pub async fn recv_all(&mut self, batch: &mut VecDeque<Frame>) -> bool {
+        loop {
+            {
+                let mut q = self.shared.lock();
+                if !q.frames.is_empty() {
+                    if batch.is_empty() {
+                        // Swapping hands the writer's spare capacity back.
+                        std::mem::swap(&mut q.frames, batch);
+                    } else {
+                        batch.append(&mut q.frames);
+                    }
+                    q.bytes = 0;
+                    return true;
+                }
+                if q.senders == 0 {
+                    return false;
+                }
+            }
+            self.shared.ready.notified().await;
+        }
     }
 
     pub fn try_recv(&mut self) -> Option<Frame> {
-        let frame = self.rx.try_recv().ok()?;
-        self.state.queued_bytes.fetch_sub(frame.len(), Ordering::Relaxed);
+        let mut q = self.shared.lock();
+        let frame = q.frames.pop_front()?;
+        q.bytes -= frame.len();
         Some(frame)
     }
 
     pub fn len(&self) -> usize {
-        self.rx.len()
+        self.shared.lock().frames.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rx.is_empty()
+        self.len() == 0
+    }
+}
+
+impl Drop for FrameQueue {
+    fn drop(&mut self) {
+        let mut q = self.shared.lock();
+        q.receiver = false;
+        q.frames = VecDeque::new();
+        q.bytes = 0;
     }
 }
 
 /// Tells the writer when the engine wants the connection closed.
 pub struct EvictionSignal {
-    state: Arc<OutboundState>,
+    shared: Arc<Shared>,
 }
 
 impl EvictionSignal {
     /// Resolves when the engine wants the connection closed.
     pub async fn evicted(&self) -> Eviction {
         loop {
-            let notified = self.state.evict.notified();
-            if self.state.slow.load(Ordering::Acquire) {
+            let notified = self.shared.evict.notified();
+            if self.shared.slow.load(Ordering::Acquire) {
                 return Eviction::SlowConsumer;
             }
             notified.await;
@@ -102,49 +152,72 @@ impl EvictionSignal {
 
 /// An outbound queue bounded to `capacity` frames and `max_bytes` bytes.
 pub fn outbound(capacity: usize, max_bytes: usize) -> (Outbound, OutboundReceiver) {
-    let (tx, rx) = mpsc::channel(capacity.max(1));
-    let state = Arc::new(OutboundState {
+    let shared = Arc::new(Shared {
+        queue: Mutex::new(Queue { frames: VecDeque::new(), bytes: 0, senders: 1, receiver: true }),
+        ready: Notify::new(),
         slow: AtomicBool::new(false),
         evict: Notify::new(),
-        queued_bytes: AtomicUsize::new(0),
+        capacity: capacity.max(1),
         max_bytes: max_bytes.max(1),
     });
-    let queue = FrameQueue { rx, state: state.clone() };
-    (Outbound { tx, state: state.clone() }, OutboundReceiver { rx: queue, eviction: EvictionSignal { state } })
+    let queue = FrameQueue { shared: shared.clone() };
+    (Outbound { shared: shared.clone() }, OutboundReceiver { rx: queue, eviction: EvictionSignal { shared } })
 }
 
 impl Outbound {
     /// Queues a frame. Returns false when the connection is gone or too slow.
     pub fn send(&self, frame: &Frame) -> bool {
-        if self.state.slow.load(Ordering::Relaxed) {
+        let shared = &*self.shared;
+        if shared.slow.load(Ordering::Relaxed) {
             return false;
         }
-        let n = frame.len();
-        let queued = self.state.queued_bytes.fetch_add(n, Ordering::Relaxed) + n;
-        if queued > self.state.max_bytes {
-            self.state.queued_bytes.fetch_sub(n, Ordering::Relaxed);
+        let mut q = shared.lock();
+        if !q.receiver {
+            return false;
+        }
+        if q.frames.len() >= shared.capacity || q.bytes + frame.len() > shared.max_bytes {
+            drop(q);
             self.mark_slow();
             return false;
         }
-        match self.tx.try_send(frame.clone()) {
-            Ok(()) => true,
-            Err(e) => {
-                self.state.queued_bytes.fetch_sub(n, Ordering::Relaxed);
-                if let mpsc::error::TrySendError::Full(_) = e {
-                    self.mark_slow();
-                }
-                false
-            }
+        let wake = q.frames.is_empty();
+        q.frames.push_back(frame.clone());
+        q.bytes += frame.len();
+        drop(q);
+        if wake {
+            shared.ready.notify_one();
         }
+        true
     }
 
     fn mark_slow(&self) {
-        self.state.slow.store(true, Ordering::Release);
-        self.state.evict.notify_one();
+        self.shared.slow.store(true, Ordering::Release);
+        self.shared.evict.notify_one();
     }
 
+    /// True once the writer is gone.
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        !self.shared.lock().receiver
+    }
+}
+
+impl Clone for Outbound {
+    fn clone(&self) -> Self {
+        self.shared.lock().senders += 1;
+        Outbound { shared: self.shared.clone() }
+    }
+}
+
+impl Drop for Outbound {
+    fn drop(&mut self) {
+        let last = {
+            let mut q = self.shared.lock();
+            q.senders -= 1;
+            q.senders == 0
+        };
+        if last {
+            self.shared.ready.notify_one();
+        }
     }
 }
 
@@ -180,9 +253,61 @@ mod tests {
         assert!(out.send(&f));
         assert!(out.send(&f));
         // Taking one frame frees its bytes.
-        assert_eq!(rx.rx.recv().await.as_deref(), Some(&b"12345"[..]));
+        assert_eq!(rx.rx.try_recv().as_deref(), Some(&b"12345"[..]));
         assert!(out.send(&f));
         assert!(!out.send(&f), "15 bytes would be queued");
         assert_eq!(rx.eviction.evicted().await, Eviction::SlowConsumer);
+    }
+
+    #[tokio::test]
+    async fn the_writer_takes_everything_queued_in_order_and_frees_its_bytes() {
+        let (out, mut rx) = outbound(16, 12);
+        for text in ["a1234", "b1234"] {
+            assert!(out.send(&frame(text.into())));
+        }
+        let mut batch = VecDeque::new();
+        assert!(rx.rx.recv_all(&mut batch).await);
+        assert_eq!(batch, [frame("a1234".into()), frame("b1234".into())]);
+        assert!(rx.rx.is_empty());
+        // The 10 bytes taken no longer count against the limit of 12.
+        assert!(out.send(&frame("c1234".into())));
+        assert!(out.send(&frame("d1234".into())));
+        assert!(rx.rx.recv_all(&mut batch).await, "appends to what the writer still holds");
+        assert_eq!(batch.len(), 4);
+        assert_eq!(batch[3], frame("d1234".into()));
+    }
+
+    #[tokio::test]
+    async fn a_waiting_writer_wakes_on_a_frame_and_ends_with_the_last_sender() {
+        let (out, mut rx) = outbound(16, 1 << 20);
+        let writer = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let mut batch = VecDeque::new();
+            while rx.rx.recv_all(&mut batch).await {
+                got.extend(batch.drain(..));
+            }
+            got
+        });
+        tokio::task::yield_now().await;
+        let second = out.clone();
+        assert!(out.send(&frame("1".into())));
+        tokio::task::yield_now().await;
+        assert!(second.send(&frame("2".into())));
+        drop(out);
+        assert!(second.send(&frame("3".into())), "one sender is left");
+        drop(second);
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), writer).await;
+        let got = got.expect("the writer ends once every sender is gone").expect("writer task");
+        assert_eq!(got, [frame("1".into()), frame("2".into()), frame("3".into())]);
+    }
+
+    #[test]
+    fn a_connection_whose_writer_is_gone_is_closed_and_takes_nothing() {
+        let (out, rx) = outbound(16, 1 << 20);
+        assert!(!out.is_closed());
+        assert!(out.send(&frame("x".into())));
+        drop(rx);
+        assert!(out.is_closed());
+        assert!(!out.send(&frame("y".into())));
     }
 }

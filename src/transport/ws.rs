@@ -25,14 +25,14 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
-use tokio_tungstenite::tungstenite::protocol::frame::{Frame, Utf8Bytes};
+use tokio_tungstenite::tungstenite::protocol::frame::{Frame as WsFrame, Utf8Bytes};
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, handshake::derive_accept_key};
 
 use super::auth::cookie_token;
 use super::rate_limit::TokenBucket;
 use crate::engine::Engine;
-use crate::engine::connection::{Connection, Eviction, FrameQueue, OutboundReceiver, User, frame, outbound};
+use crate::engine::connection::{Connection, Eviction, Frame, FrameQueue, OutboundReceiver, User, frame, outbound};
 use crate::server::AppState;
 
 pub mod close {
@@ -187,29 +187,36 @@ fn close_frame(code: u16, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from_static(reason) }))
 }
 
-/// Writes one frame and whatever else is already queued, then flushes once.
-async fn write_batch(sink: &mut Sink, rx: &mut FrameQueue) -> bool {
-    let Some(first) = rx.recv().await else { return false };
-    if feed(sink, first).await.is_err() {
-        return false;
-    }
-    for _ in 0..64 {
-        match rx.try_recv() {
-            Some(f) => {
-                if feed(sink, f).await.is_err() {
-                    return false;
-                }
+/// Writes what the engine queues, every queued frame in one flush, and a
+/// ping every `ping_every`. Returns when the socket or the queue ends; it is
+/// cancelled only to close the connection, and what it had taken but not
+/// written is then still in `batch`.
+async fn pump(sink: &mut Sink, rx: &mut FrameQueue, batch: &mut VecDeque<Frame>, ping_every: Duration) {
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            more = rx.recv_all(batch) => if !more { return },
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Default::default())).await.is_err() { return }
+                continue;
             }
-            None => break,
+        }
+        while let Some(f) = batch.pop_front() {
+            if feed(sink, f).await.is_err() {
+                return;
+            }
+        }
+        if sink.flush().await.is_err() {
+            return;
         }
     }
-    sink.flush().await.is_ok()
 }
 
 /// Sends what is queued, then the close frame, within [`CLOSE_TIMEOUT`].
-async fn drain_and_close(sink: &mut Sink, rx: &mut FrameQueue, close: Option<Message>) {
+async fn drain_and_close(sink: &mut Sink, rx: &mut FrameQueue, batch: &mut VecDeque<Frame>, close: Option<Message>) {
     let finish = async {
-        while let Some(f) = rx.try_recv() {
+        while let Some(f) = batch.pop_front().or_else(|| rx.try_recv()) {
             if feed(sink, f).await.is_err() {
                 return;
             }
@@ -224,48 +231,38 @@ async fn drain_and_close(sink: &mut Sink, rx: &mut FrameQueue, close: Option<Mes
 
 async fn write_loop(mut sink: Sink, out: OutboundReceiver, mut control: mpsc::Receiver<Control>, ping_every: Duration) {
     let OutboundReceiver { mut rx, eviction } = out;
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
-    loop {
-        tokio::select! {
-            biased;
-            cmd = control.recv() => {
-                let close = cmd.map(|Control::Close(code, reason)| close_frame(code, reason));
-                drain_and_close(&mut sink, &mut rx, close).await;
-                return;
-            }
-            eviction = eviction.evicted() => {
-                // Whatever is queued is dropped: the client re-syncs on reconnect.
-                let Eviction::SlowConsumer = eviction;
-                let close = close_frame(close::SLOW_CONSUMER, "slow consumer");
-                let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(close)).await;
-                return;
-            }
-            ok = write_batch(&mut sink, &mut rx) => {
-                if !ok { return; }
-            }
-            _ = ping.tick() => {
-                if sink.send(Message::Ping(Default::default())).await.is_err() { return; }
-            }
+    let mut batch = VecDeque::new();
+    tokio::select! {
+        biased;
+        cmd = control.recv() => {
+            let close = cmd.map(|Control::Close(code, reason)| close_frame(code, reason));
+            drain_and_close(&mut sink, &mut rx, &mut batch, close).await;
         }
+        eviction = eviction.evicted() => {
+            // Whatever is queued is dropped: the client re-syncs on reconnect.
+            let Eviction::SlowConsumer = eviction;
+            let close = close_frame(close::SLOW_CONSUMER, "slow consumer");
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(close)).await;
+        }
+        () = pump(&mut sink, &mut rx, &mut batch, ping_every) => {}
     }
 }
 
 /// Queues one text message on the socket: whole when small, else as
-/// fragments of [`FRAGMENT`] bytes (the bytes are shared, not copied).
-async fn feed(sink: &mut Sink, f: bytes::Bytes) -> Result<(), tokio_tungstenite::tungstenite::Error> {
-    if f.len() <= FRAGMENT {
-        // Frames are built from `String`s, so they are valid UTF-8.
-        let text = Utf8Bytes::try_from(f).unwrap_or_else(|_| Utf8Bytes::from_static("{}"));
-        return sink.feed(Message::Text(text)).await;
-    }
+/// fragments of [`FRAGMENT`] bytes. The bytes are shared, not copied, and
+/// not validated again: frames are serialized from `String`s.
+async fn feed(sink: &mut Sink, f: Frame) -> Result<(), tokio_tungstenite::tungstenite::Error> {
     let mut at = 0;
-    while at < f.len() {
+    loop {
         let end = (at + FRAGMENT).min(f.len());
         let opcode = if at == 0 { OpCode::Data(Data::Text) } else { OpCode::Data(Data::Continue) };
-        sink.feed(Message::Frame(Frame::message(f.slice(at..end), opcode, end == f.len()))).await?;
+        let fin = end == f.len();
+        sink.feed(Message::Frame(WsFrame::message(f.slice(at..end), opcode, fin))).await?;
+        if fin {
+            return Ok(());
+        }
         at = end;
     }
-    Ok(())
 }
 
 /// The outcome of one request.
