@@ -45,6 +45,7 @@ step "Playwright end-to-end tests (Chromium)"
 (cd end2end && ROOMCAST_BIN="$CARGO_TARGET_DIR/debug/roomcast" ROOMCAST_SITE_ROOT="$PWD/../target/site" npx playwright test)
 
 step "benchmark smoke test (delivery counts only, one server and two on Redis; figures in docs/benchmarks.md)"
+cargo test -q -p roomcast-bench
 cargo run -q -p roomcast-bench -- fanout --subscribers 50 --changes 50 --rate 0 --server-bin "$CARGO_TARGET_DIR/debug/roomcast"
 cargo run -q -p roomcast-bench -- fanout --subscribers 50 --changes 20 --rate 0 --via rest --channel overview --server-bin "$CARGO_TARGET_DIR/debug/roomcast"
 cargo run -q -p roomcast-bench -- fanout --subscribers 50 --changes 20 --rate 0 --redis-url "$ROOMCAST_TEST_REDIS" --server-bin "$CARGO_TARGET_DIR/debug/roomcast"

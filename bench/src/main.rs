@@ -174,27 +174,46 @@ async fn spawn_server(bin: Option<PathBuf>, redis: Option<(&str, &str)>, n: usiz
 #[derive(Default)]
 struct Tally {
     deliveries: AtomicU64,
+    /// Subscribers that saw a change out of order or not at all.
+    gaps: AtomicU64,
+    /// Subscribers whose connection ended before the last change, by close code (0: none sent).
+    closed: std::sync::Mutex<std::collections::BTreeMap<u16, u64>>,
     last_receipt_micros: AtomicU64,
 }
 
 /// Records the delay of every benchmark change until the last one.
-async fn read_changes(mut ws: Subscriber, changes: usize, histogram: Arc<Mutex<Histogram<u64>>>, tally: Arc<Tally>) {
+/// Returns the subscriber still connected: a subscriber that left as soon
+/// as it was done would make the server send every other one a presence
+/// event while the last changes are still on their way.
+async fn read_changes(
+    mut ws: Subscriber,
+    changes: usize,
+    histogram: Arc<Mutex<Histogram<u64>>>,
+    tally: Arc<Tally>,
+) -> Subscriber {
     // Delays in microseconds, added to the shared histogram at the end: a
     // histogram per subscriber would spread the hot path over 5,000 tables.
     let mut delays: Vec<u64> = Vec::with_capacity(changes);
     let mut last = 0;
+    let mut next = 0;
+    let mut gap = false;
+    let mut finished = false;
     while let Some(text) = ws.next_text().await {
-        let Some(pos) = text.find("bench-t=") else { continue };
-        let digits = &text.as_bytes()[pos + 8..];
-        let end = digits.iter().position(|b| !b.is_ascii_digit()).unwrap_or(digits.len());
-        let Some(sent) = std::str::from_utf8(&digits[..end]).ok().and_then(|d| d.parse::<u64>().ok()) else {
-            continue;
-        };
+        let Some((sent, seq)) = parse_change(&text) else { continue };
         last = now_micros();
         delays.push(last.saturating_sub(sent).max(1));
+        gap |= seq != next;
+        next = seq + 1;
         if text.contains("bench-last") {
+            finished = true;
             break;
         }
+    }
+    if gap {
+        tally.gaps.fetch_add(1, Ordering::Relaxed);
+    }
+    if !finished && let Ok(mut closed) = tally.closed.lock() {
+        *closed.entry(ws.close_code.unwrap_or(0)).or_default() += 1;
     }
     tally.deliveries.fetch_add(delays.len() as u64, Ordering::Relaxed);
     tally.last_receipt_micros.fetch_max(last, Ordering::Relaxed);
@@ -202,6 +221,19 @@ async fn read_changes(mut ws: Subscriber, changes: usize, histogram: Arc<Mutex<H
     for d in delays {
         let _ = h.record(d);
     }
+    drop(h);
+    ws
+}
+
+/// The send time and sequence number a benchmark change carries
+/// (`bench-t=<micros> #<n>`).
+fn parse_change(text: &str) -> Option<(u64, usize)> {
+    let rest = &text[text.find("bench-t=")? + 8..];
+    let digits = |s: &str| s.bytes().take_while(u8::is_ascii_digit).count();
+    let sent = rest[..digits(rest)].parse().ok()?;
+    let rest = &rest[rest.find('#')? + 1..];
+    let seq = rest[..digits(rest)].parse().ok()?;
+    Some((sent, seq))
 }
 
 #[tokio::main]
@@ -292,7 +324,7 @@ async fn fanout(args: Fanout) {
                     }
                 }
                 let _ = ready.send(());
-                read_changes(ws, changes, histogram, tally).await;
+                read_changes(ws, changes, histogram, tally).await
             }));
         }
         for is_ready in joined {
@@ -360,6 +392,7 @@ async fn fanout(args: Fanout) {
         }
     }
     let send_time = send_start.elapsed();
+    // The subscribers stay connected until the figures are printed.
     let wait = tokio::time::timeout(Duration::from_secs(60), futures::future::join_all(readers)).await;
     if wait.is_err() {
         eprintln!("warning: not every subscriber saw the last change within 60 s");
@@ -390,6 +423,16 @@ async fn fanout(args: Fanout) {
         send_time
     );
     report_deliveries(deliveries, expected, span as f64 / 1e6, &h);
+    let gaps = tally.gaps.load(Ordering::Relaxed);
+    if gaps > 0 {
+        println!("  out of order       {gaps} subscribers saw a change out of order or missed one");
+    }
+    if let Ok(closed) = tally.closed.lock()
+        && !closed.is_empty()
+    {
+        let codes: Vec<String> = closed.iter().map(|(code, n)| format!("{n} by close code {code}")).collect();
+        println!("  closed early       {}", codes.join(", "));
+    }
     if let ((Some(s0), Some(b0)), (Some(s1), Some(b1))) = (cpu_before, cpu_after) {
         println!(
             "  CPU while changing server {:.2} s, load tool {:.2} s (in {:.2} s)",
@@ -405,7 +448,22 @@ async fn fanout(args: Fanout) {
             per / 1024.0
         );
     }
-    if deliveries != expected {
+    if deliveries != expected || gaps > 0 {
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_change;
+
+    #[test]
+    fn a_change_gives_its_send_time_and_number_wherever_it_sits_in_the_event() {
+        let event = r#"{"event":"room:update","data":{"lock":{"msg":"bench-t=1700000000123456 #41 bench-last"}}}"#;
+        assert_eq!(parse_change(event), Some((1_700_000_000_123_456, 41)));
+        assert_eq!(parse_change(r#"{"msg":"bench-t=5 #0"}"#), Some((5, 0)));
+        assert_eq!(parse_change(r#"{"event":"presence:join"}"#), None);
+        assert_eq!(parse_change("bench-t= #3"), None, "no send time");
+        assert_eq!(parse_change("bench-t=12"), None, "no number");
     }
 }

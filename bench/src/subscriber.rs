@@ -40,6 +40,8 @@ impl Write for Io {
 
 pub struct Subscriber {
     ws: WebSocket<Io>,
+    /// The code of the close frame the server sent, if it sent one.
+    pub close_code: Option<u16>,
 }
 
 fn would_block(e: &tungstenite::Error) -> bool {
@@ -57,7 +59,7 @@ impl Subscriber {
         let mut attempt = tungstenite::client::client_with_config(url, Io(tcp), Some(config));
         loop {
             match attempt {
-                Ok((ws, _)) => return Ok(Self { ws }),
+                Ok((ws, _)) => return Ok(Self { ws, close_code: None }),
                 Err(HandshakeError::Interrupted(mid)) => {
                     // The request is a few hundred bytes on a fresh socket:
                     // what is left to wait for is the answer.
@@ -89,6 +91,7 @@ impl Subscriber {
         loop {
             match self.ws.read() {
                 Ok(Message::Text(text)) => return Some(text),
+                Ok(Message::Close(frame)) => self.close_code = frame.map(|f| f.code.into()),
                 Ok(_) => continue,
                 Err(e) if would_block(&e) => {
                     self.ws.get_ref().0.readable().await.ok()?;
