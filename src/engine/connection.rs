@@ -47,7 +47,7 @@ pub struct Outbound {
 #[derive(Debug)]
 struct Shared {
     queue: Mutex<Queue>,
-    /// Wakes the writer when frames arrive or the last sender goes.
+    /// Wakes the writer when frames arrive or the sender goes.
     ready: Notify,
     slow: AtomicBool,
     evict: Notify,
@@ -60,7 +60,9 @@ struct Queue {
     frames: VecDeque<Frame>,
     /// Bytes queued and not yet taken by the writer.
     bytes: usize,
-    senders: usize,
+    /// The engine's half ([`Outbound`]) is still there.
+    sender: bool,
+    /// The writer's half ([`FrameQueue`]) is still there.
     receiver: bool,
 }
 
@@ -84,7 +86,7 @@ pub struct FrameQueue {
 
 impl FrameQueue {
     /// Waits for frames and moves every queued one to the end of `batch`.
-    /// Returns false once the queue is empty and every sender is gone.
+    /// Returns false once the queue is empty and the sender is gone.
     pub async fn recv_all(&mut self, batch: &mut VecDeque<Frame>) -> bool {
         loop {
             {
@@ -99,7 +101,7 @@ impl FrameQueue {
                     q.bytes = 0;
                     return true;
                 }
-                if q.senders == 0 {
+                if !q.sender {
                     return false;
                 }
             }
@@ -153,7 +155,7 @@ impl EvictionSignal {
 /// An outbound queue bounded to `capacity` frames and `max_bytes` bytes.
 pub fn outbound(capacity: usize, max_bytes: usize) -> (Outbound, OutboundReceiver) {
     let shared = Arc::new(Shared {
-        queue: Mutex::new(Queue { frames: VecDeque::new(), bytes: 0, senders: 1, receiver: true }),
+        queue: Mutex::new(Queue { frames: VecDeque::new(), bytes: 0, sender: true, receiver: true }),
         ready: Notify::new(),
         slow: AtomicBool::new(false),
         evict: Notify::new(),
@@ -201,23 +203,10 @@ impl Outbound {
     }
 }
 
-impl Clone for Outbound {
-    fn clone(&self) -> Self {
-        self.shared.lock().senders += 1;
-        Outbound { shared: self.shared.clone() }
-    }
-}
-
 impl Drop for Outbound {
     fn drop(&mut self) {
-        let last = {
-            let mut q = self.shared.lock();
-            q.senders -= 1;
-            q.senders == 0
-        };
-        if last {
-            self.shared.ready.notify_one();
-        }
+        self.shared.lock().sender = false;
+        self.shared.ready.notify_one();
     }
 }
 
@@ -278,7 +267,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_waiting_writer_wakes_on_a_frame_and_ends_with_the_last_sender() {
+    async fn a_waiting_writer_wakes_on_a_frame_and_ends_with_the_sender() {
         let (out, mut rx) = outbound(16, 1 << 20);
         let writer = tokio::spawn(async move {
             let mut got = Vec::new();
@@ -289,15 +278,13 @@ mod tests {
             got
         });
         tokio::task::yield_now().await;
-        let second = out.clone();
         assert!(out.send(&frame("1".into())));
         tokio::task::yield_now().await;
-        assert!(second.send(&frame("2".into())));
+        assert!(out.send(&frame("2".into())));
+        assert!(out.send(&frame("3".into())));
         drop(out);
-        assert!(second.send(&frame("3".into())), "one sender is left");
-        drop(second);
         let got = tokio::time::timeout(std::time::Duration::from_secs(5), writer).await;
-        let got = got.expect("the writer ends once every sender is gone").expect("writer task");
+        let got = got.expect("the writer ends once the sender is gone").expect("writer task");
         assert_eq!(got, [frame("1".into()), frame("2".into()), frame("3".into())]);
     }
 
