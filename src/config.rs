@@ -132,9 +132,12 @@ fn seconds(s: f64) -> Duration {
 
 impl Config {
     /// The scale-out settings from these flags.
-    pub fn cluster_settings(&self) -> crate::cluster::ClusterSettings {
-        let node_ttl = seconds(self.node_ttl_seconds).max(Duration::from_millis(200));
-        crate::cluster::ClusterSettings { node_ttl, request_timeout: Duration::from_secs(5) }
+    pub fn redis_settings(&self) -> crate::redis::RedisSettings {
+        crate::redis::RedisSettings { node_ttl: self.node_ttl(), request_timeout: Duration::from_secs(5) }
+    }
+
+    fn node_ttl(&self) -> Duration {
+        seconds(self.node_ttl_seconds).max(Duration::from_millis(200))
     }
 
     /// The engine's settings from these flags.
@@ -146,6 +149,7 @@ impl Config {
             room_warning: seconds(self.room_warning_seconds),
             chat_burst: self.chat_burst.max(1),
             chat_window: seconds(self.chat_window_seconds),
+            node_ttl: self.node_ttl(),
             ..Default::default()
         }
     }

@@ -4,45 +4,46 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::FromRef;
 use axum::routing::get;
 use axum::serve::ListenerExt;
 use leptos::prelude::LeptosOptions;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
-use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::engine::Engine;
+use crate::engine::broker::{Broker, Inbound, LocalBroker};
+use crate::engine::storage::Storage;
+use crate::engine::{self, Engine};
 use crate::sessions::Sessions;
-use crate::storage::Storage;
-use crate::storage::sqlite::SqliteStorage;
+use crate::sqlite::SqliteStorage;
+use crate::transport::state::AppState;
 use crate::transport::{pages, rest, ws};
-
-#[derive(Clone, FromRef)]
-pub struct AppState {
-    pub engine: Engine,
-    pub sessions: Sessions,
-    pub config: Arc<Config>,
-    pub leptos_options: LeptosOptions,
-    /// Flips to true when the server shuts down.
-    pub shutdown: watch::Receiver<bool>,
-}
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Builds the router and its state: on Redis with other servers when
-/// `--redis-url` is given, else alone on the SQLite file.
-pub async fn build(config: Config, shutdown: watch::Receiver<bool>) -> Result<(Router, Engine), BoxError> {
-    let (storage, cluster): (Arc<dyn Storage>, _) = match &config.redis_url {
+type Backends = (Arc<dyn Storage>, Arc<dyn Broker>, mpsc::UnboundedReceiver<Inbound>);
+
+/// The two assemblies: `(RedisStorage, RedisBroker)` with other servers
+/// when `--redis-url` is given, else `(SqliteStorage, LocalBroker)` alone.
+async fn backends(config: &Config) -> Result<Backends, BoxError> {
+    match &config.redis_url {
         Some(url) => {
-            let (cluster, inbox) = Cluster::connect(url, &config.redis_prefix, config.cluster_settings()).await?;
-            (Arc::new(cluster.storage()), Some((cluster, inbox)))
+            let (storage, broker, inbox) =
+                crate::redis::connect(url, &config.redis_prefix, config.redis_settings()).await?;
+            Ok((Arc::new(storage), Arc::new(broker), inbox))
         }
-        None => (Arc::new(SqliteStorage::open(&config.db)?), None),
-    };
-    let engine = Engine::start(storage.clone(), config.engine_settings(), cluster).await?;
+        None => {
+            let (broker, inbox) = LocalBroker::new();
+            Ok((Arc::new(SqliteStorage::open(&config.db)?), Arc::new(broker), inbox))
+        }
+    }
+}
+
+/// Builds the router and its state.
+pub async fn build(config: Config, shutdown: watch::Receiver<bool>) -> Result<(Router, Engine), BoxError> {
+    let (storage, broker, inbox) = backends(&config).await?;
+    let engine = engine::start(storage.clone(), broker, inbox, config.engine_settings()).await?;
     let sessions = Sessions::new(storage);
     let leptos_options = LeptosOptions::builder()
         .output_name("roomcast")

@@ -12,7 +12,7 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 
 use crate::engine::connection::User;
-use crate::storage::{Storage, StoredSession};
+use crate::engine::storage::{Storage, StoredSession};
 
 pub const MAX_USER_NAME_CHARS: usize = 40;
 

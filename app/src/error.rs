@@ -16,12 +16,13 @@ pub enum ErrorCode {
     Full,
     RateLimited,
     Capacity,
+    Unavailable,
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, for metrics and documentation.
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::BadRequest,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
@@ -32,6 +33,7 @@ impl ErrorCode {
         ErrorCode::Full,
         ErrorCode::RateLimited,
         ErrorCode::Capacity,
+        ErrorCode::Unavailable,
         ErrorCode::Internal,
     ];
 
@@ -46,7 +48,7 @@ impl ErrorCode {
             ErrorCode::TooLarge => 413,
             ErrorCode::Locked => 423,
             ErrorCode::RateLimited => 429,
-            ErrorCode::Capacity => 503,
+            ErrorCode::Capacity | ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
         }
     }
@@ -63,6 +65,7 @@ impl ErrorCode {
             ErrorCode::Full => "full",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Capacity => "capacity",
+            ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }
     }
@@ -74,7 +77,8 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
-/// `{"code","message"}`, plus `retryAfterMs` for `rate_limited`.
+/// `{"code","message"}`, plus `retryAfterMs` for `rate_limited` and
+/// `unavailable`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(rename_all = "camelCase")]
 #[error("{code}: {message}")]
@@ -109,5 +113,6 @@ mod tests {
         }
         assert_eq!(ErrorCode::Full.http_status(), 409);
         assert_eq!(ErrorCode::Capacity.http_status(), 503);
+        assert_eq!(ErrorCode::Unavailable.http_status(), 503);
     }
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::connection::{Connection, User};
+use super::presence::PresenceRecord;
 
 /// How a join is checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +74,28 @@ pub enum Command {
     NodeGone {
         node: Arc<str>,
     },
+    /// This server took the room over: live-only state is cleared and the
+    /// connections still alive (`members`) come back.
+    TakeOver {
+        members: Vec<(Arc<str>, PresenceRecord)>,
+        is_default: bool,
+    },
+    /// After a broker outage: publish the room's whole state again.
+    Republish,
+}
+
+impl Command {
+    /// Whether running the command twice has the effect of running it
+    /// once, so that a request lost with its server may be sent again to
+    /// the room's next owner. Appending frames and sending a chat message
+    /// or a signal would happen twice.
+    pub fn is_repeatable(&self) -> bool {
+        match self {
+            Command::AppendFrames { .. } => false,
+            Command::Event { event, .. } => !matches!(event, ClientEvent::ChatSend(_) | ClientEvent::Signal(_)),
+            _ => true,
+        }
+    }
 }
 
 /// What a command answers.

@@ -21,6 +21,10 @@ pub struct EngineSettings {
     pub chat_burst: usize,
     pub chat_window: Duration,
     pub max_signal_bytes: usize,
+    /// A server silent this long is taken for dead (with other servers):
+    /// its rooms move, and requests to them wait up to twice this and a
+    /// second for the new owner.
+    pub node_ttl: Duration,
 }
 
 impl Default for EngineSettings {
@@ -35,6 +39,7 @@ impl Default for EngineSettings {
             chat_burst: 5,
             chat_window: Duration::from_secs(5),
             max_signal_bytes: 16 * 1024,
+            node_ttl: Duration::from_secs(5),
         }
     }
 }

@@ -9,8 +9,8 @@ use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
 
 use super::error::ApiError;
+use super::state::AppState;
 use crate::engine::connection::User;
-use crate::server::AppState;
 
 pub const COOKIE_NAME: &str = "roomcast_session";
 

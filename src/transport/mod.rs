@@ -5,4 +5,5 @@ pub mod error;
 pub mod pages;
 pub mod rate_limit;
 pub mod rest;
+pub mod state;
 pub mod ws;

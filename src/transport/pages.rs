@@ -13,8 +13,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::auth::{cookie_token, session_cookie};
+use super::state::AppState;
 use crate::engine::Engine;
-use crate::server::AppState;
 
 impl RoomSource for Engine {
     fn rooms(&self) -> BoxFuture<Vec<RoomMetadata>> {

@@ -20,7 +20,7 @@ use serde_json::value::RawValue;
 
 use super::auth::{Admin, CurrentUser, session_cookie};
 use super::error::{ApiError, ApiResult, Json};
-use crate::server::AppState;
+use super::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

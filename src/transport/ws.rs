@@ -31,9 +31,9 @@ use tokio_tungstenite::tungstenite::{Message, handshake::derive_accept_key};
 
 use super::auth::cookie_token;
 use super::rate_limit::TokenBucket;
+use super::state::AppState;
 use crate::engine::Engine;
 use crate::engine::connection::{Connection, Eviction, Frame, FrameQueue, OutboundReceiver, User, frame, outbound};
-use crate::server::AppState;
 
 pub mod close {
     pub const UNAUTHORIZED: u16 = 4001;
@@ -478,7 +478,7 @@ impl Reader {
                 match self.engine.room_event(self.conn.clone(), &room, other).await {
                     Ok(data) => Outcome::Done(data),
                     Err(e) => {
-                        if e.code == ErrorCode::NotFound && self.engine.resolve(&room).is_none() {
+                        if e.code == ErrorCode::NotFound && self.engine.resolve(&room).await.is_none() {
                             // The room is gone; so is this connection's place in it.
                             self.rooms.remove(&key);
                         }

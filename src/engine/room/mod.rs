@@ -24,19 +24,22 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::broker::{Audience, Broker};
+use super::clock::now_secs;
 use super::command::{Command, JoinMode, Outcome, Via};
 use super::connection::{Connection, Frame, User, frame};
 use super::directory::Directory;
+use super::errors::{not_found, storage_failed};
 use super::metrics::Metrics;
+use super::presence::PresenceRecord;
 use super::settings::EngineSettings;
-use super::{not_found, now_secs, storage_failed};
-use crate::cluster::Cluster;
-use crate::storage::{Storage, StoredRoom};
+use super::storage::{Storage, StoredRoom};
 
 mod chat;
 mod lock;
 mod presenter;
 mod signal;
+mod takeover;
 mod timers;
 
 type Done<T> = oneshot::Sender<Result<T, ErrorBody>>;
@@ -54,8 +57,8 @@ pub(super) struct Shared {
     pub directory: Directory,
     pub settings: EngineSettings,
     pub metrics: Arc<Metrics>,
-    /// The other servers, when running on Redis.
-    pub cluster: Option<Cluster>,
+    /// The other servers (none but this one with `LocalBroker`).
+    pub broker: Arc<dyn Broker>,
     /// Rooms whose idle timeout passed ask the engine to delete them here.
     pub expired: mpsc::UnboundedSender<Arc<str>>,
 }
@@ -143,14 +146,6 @@ pub(super) enum Link {
 
 struct Present {
     member: Member,
-}
-
-/// A presence entry as recorded in Redis for a server taking over.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub(super) struct PresenceRecord {
-    pub node: Arc<str>,
-    pub user: User,
-    pub role: Role,
 }
 
 /// A user's place in the room: its role, its connections, and since when
@@ -252,6 +247,13 @@ impl RoomActor {
             Command::Event { sid, user: _, event } => self.event(&sid, event).await.map(Outcome::Value),
             Command::AppendFrames { user, frames } => self.append_frames(&user, frames).await.map(Outcome::Count),
             Command::NodeGone { node } => self.node_gone(&node).await.map(|()| Outcome::Done),
+            Command::TakeOver { members, is_default } => {
+                self.take_over(members, is_default).await.map(|()| Outcome::Done)
+            }
+            Command::Republish => {
+                self.republish();
+                Ok(Outcome::Done)
+            }
             Command::Delete { user, reason } => {
                 let result = self.delete(user.as_ref(), reason).await;
                 deleted = result.is_ok();
@@ -328,10 +330,8 @@ impl RoomActor {
         let sent = self.broadcast(&payload, skip);
         self.shared.metrics.deltas(sent);
         self.publish_pulse();
-        if let Some(cluster) = &self.shared.cluster {
-            cluster
-                .commit_room(&StoredRoom { meta: self.meta.clone(), last_active: self.last_active_unix() }, &payload);
-        }
+        let stored = StoredRoom { meta: self.meta.clone(), last_active: self.last_active_unix() };
+        self.shared.broker.commit(&stored, &payload);
         self.shared.directory.upsert(self.meta.clone(), payload).await;
     }
 
@@ -354,8 +354,8 @@ impl RoomActor {
                 Link::Node(_) => remote = true,
             }
         }
-        if remote && let Some(cluster) = &self.shared.cluster {
-            cluster.room_event(&self.key, skip, payload);
+        if remote {
+            self.shared.broker.publish(&self.key, Audience::All { skip }, payload);
         }
         sent
     }
@@ -367,9 +367,7 @@ impl RoomActor {
                 conn.out.send(payload);
             }
             Link::Node(_) => {
-                if let Some(cluster) = &self.shared.cluster {
-                    cluster.room_event_to(&self.key, &member.sid, false, payload);
-                }
+                self.shared.broker.publish(&self.key, Audience::One { sid: &member.sid, admit: false }, payload);
             }
         }
     }
@@ -523,13 +521,10 @@ impl RoomActor {
             }
             None => Frame::new(),
         };
-        match (&member.link, &self.shared.cluster) {
-            (Link::Node(_), Some(cluster)) => cluster.room_event_to(&self.key, &sid, true, &reply),
-            _ => {
-                if !reply.is_empty() {
-                    self.send_to(&member, &reply);
-                }
-            }
+        match &member.link {
+            Link::Node(_) => self.shared.broker.publish(&self.key, Audience::One { sid: &sid, admit: true }, &reply),
+            Link::Local(_) if !reply.is_empty() => self.send_to(&member, &reply),
+            Link::Local(_) => {}
         }
         Ok(role)
     }
@@ -544,9 +539,7 @@ impl RoomActor {
     /// Takes a connection out of the room's state (not announced).
     fn drop_connection(&mut self, sid: &Arc<str>) -> bool {
         let Some(p) = self.present.remove(sid) else { return false };
-        if let Some(cluster) = &self.shared.cluster {
-            cluster.presence_del(&self.key, sid);
-        }
+        self.shared.broker.presence_del(&self.key, sid);
         let user_id = &p.member.user.id;
         if let Some(seat) = self.seats.get_mut(user_id) {
             seat.conns.retain(|s| s != sid);
@@ -581,15 +574,16 @@ impl RoomActor {
 
     /// Records who is present, for a server that takes the room over.
     fn record_presence(&self, member: &Member, role: Role) {
-        let Some(cluster) = &self.shared.cluster else { return };
+        let broker = &self.shared.broker;
+        if !broker.is_shared() {
+            return;
+        }
         let node = match &member.link {
-            Link::Local(_) => cluster.node().clone(),
+            Link::Local(_) => broker.node().clone(),
             Link::Node(node) => node.clone(),
         };
         let record = PresenceRecord { node, user: member.user.clone(), role };
-        if let Ok(entry) = serde_json::to_string(&record) {
-            cluster.presence_set(&self.key, &member.sid, entry);
-        }
+        broker.presence_set(&self.key, &member.sid, &record);
     }
 
     /// A server died: its connections leave, with what they held.
@@ -680,9 +674,7 @@ impl RoomActor {
         let payload = frame(event.to_json());
         self.broadcast(&payload, None);
         self.present.clear();
-        if let Some(cluster) = &self.shared.cluster {
-            cluster.room_removed(&self.key, &payload);
-        }
+        self.shared.broker.removed(&self.key, &payload);
         self.shared.directory.remove(self.key.clone(), payload).await;
         Ok(())
     }

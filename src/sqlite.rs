@@ -8,7 +8,7 @@ use app::model::{ChatMessage, RoomMetadata};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Storage, StorageError, StorageResult, StoredRoom, StoredSession};
+use crate::engine::storage::{Storage, StorageError, StorageResult, StoredRoom, StoredSession};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS rooms (
@@ -45,7 +45,7 @@ pub struct SqliteStorage {
 }
 
 fn err(e: impl std::fmt::Display) -> StorageError {
-    StorageError(e.to_string())
+    StorageError::Failed(e.to_string())
 }
 
 impl SqliteStorage {
@@ -70,7 +70,7 @@ impl SqliteStorage {
     ) -> StorageResult<T> {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|_| StorageError("connection lock poisoned".into()))?;
+            let mut guard = conn.lock().map_err(|_| StorageError::Failed("connection lock poisoned".into()))?;
             f(&mut guard).map_err(err)
         })
         .await

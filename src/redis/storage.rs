@@ -15,8 +15,8 @@ use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
-use super::{Storage, StorageError, StorageResult, StoredRoom, StoredSession};
-use crate::cluster::keys::Keys;
+use super::keys::Keys;
+use crate::engine::storage::{Storage, StorageError, StorageResult, StoredRoom, StoredSession};
 
 #[derive(Clone)]
 pub struct RedisStorage {
@@ -24,8 +24,18 @@ pub struct RedisStorage {
     keys: Keys,
 }
 
+/// A Redis failure: `Unavailable` when Redis could not be reached (the
+/// write was not made and may be retried), else `Failed`.
+pub(super) fn redis_err(e: redis::RedisError) -> StorageError {
+    if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() {
+        StorageError::Unavailable(e.to_string())
+    } else {
+        StorageError::Failed(e.to_string())
+    }
+}
+
 fn err(e: impl std::fmt::Display) -> StorageError {
-    StorageError(e.to_string())
+    StorageError::Failed(e.to_string())
 }
 
 /// A room record as stored in Redis.
@@ -36,7 +46,7 @@ struct RoomRecord {
     last_active: f64,
 }
 
-/// The stored form of a room (shared with the commit script in `cluster`).
+/// The stored form of a room (shared with the commit script in `broker.rs`).
 pub fn encode_room(room: &StoredRoom) -> StorageResult<String> {
     serde_json::to_string(&RoomRecord { meta: room.meta.clone(), last_active: room.last_active }).map_err(err)
 }
@@ -63,18 +73,18 @@ impl RedisStorage {
 impl Storage for RedisStorage {
     async fn load_rooms(&self) -> StorageResult<Vec<StoredRoom>> {
         let mut c = self.conn.clone();
-        let keys: Vec<String> = c.smembers(self.keys.rooms()).await.map_err(err)?;
+        let keys: Vec<String> = c.smembers(self.keys.rooms()).await.map_err(redis_err)?;
         if keys.is_empty() {
             return Ok(Vec::new());
         }
         let names: Vec<String> = keys.iter().map(|k| self.keys.room(k)).collect();
-        let texts: Vec<Option<String>> = redis::cmd("MGET").arg(&names).query_async(&mut c).await.map_err(err)?;
+        let texts: Vec<Option<String>> = redis::cmd("MGET").arg(&names).query_async(&mut c).await.map_err(redis_err)?;
         texts.into_iter().flatten().map(|t| decode_room(&t)).collect()
     }
 
     async fn load_room(&self, id: &str) -> StorageResult<Option<StoredRoom>> {
         let mut c = self.conn.clone();
-        let text: Option<String> = c.get(self.keys.room(&room_key(id))).await.map_err(err)?;
+        let text: Option<String> = c.get(self.keys.room(&room_key(id))).await.map_err(redis_err)?;
         text.map(|t| decode_room(&t)).transpose()
     }
 
@@ -90,13 +100,13 @@ impl Storage for RedisStorage {
             .ignore()
             .query_async::<()>(&mut c)
             .await
-            .map_err(err)
+            .map_err(redis_err)
     }
 
     async fn delete_room(&self, id: &str) -> StorageResult<()> {
         let key = room_key(id);
         let mut c = self.conn.clone();
-        let default: Option<String> = c.get(self.keys.default_room()).await.map_err(err)?;
+        let default: Option<String> = c.get(self.keys.default_room()).await.map_err(redis_err)?;
         let mut pipe = redis::pipe();
         pipe.atomic()
             .del(&[self.keys.room(&key), self.keys.frames(&key), self.keys.chat(&key)])
@@ -106,19 +116,19 @@ impl Storage for RedisStorage {
         if default.is_some_and(|d| room_key(&d) == key) {
             pipe.del(self.keys.default_room()).ignore();
         }
-        pipe.query_async::<()>(&mut c).await.map_err(err)
+        pipe.query_async::<()>(&mut c).await.map_err(redis_err)
     }
 
     async fn default_room(&self) -> StorageResult<Option<String>> {
         let mut c = self.conn.clone();
-        c.get(self.keys.default_room()).await.map_err(err)
+        c.get(self.keys.default_room()).await.map_err(redis_err)
     }
 
     async fn set_default_room(&self, id: Option<&str>) -> StorageResult<()> {
         let mut c = self.conn.clone();
         match id {
-            Some(id) => c.set(self.keys.default_room(), id).await.map_err(err),
-            None => c.del(self.keys.default_room()).await.map_err(err),
+            Some(id) => c.set(self.keys.default_room(), id).await.map_err(redis_err),
+            None => c.del(self.keys.default_room()).await.map_err(redis_err),
         }
     }
 
@@ -126,12 +136,12 @@ impl Storage for RedisStorage {
         let text = serde_json::to_string(&SessionRecord { user_id: s.user_id.clone(), user_name: s.user_name.clone() })
             .map_err(err)?;
         let mut c = self.conn.clone();
-        c.set(self.keys.session(&s.token_hash), text).await.map_err(err)
+        c.set(self.keys.session(&s.token_hash), text).await.map_err(redis_err)
     }
 
     async fn session(&self, token_hash: &str) -> StorageResult<Option<StoredSession>> {
         let mut c = self.conn.clone();
-        let text: Option<String> = c.get(self.keys.session(token_hash)).await.map_err(err)?;
+        let text: Option<String> = c.get(self.keys.session(token_hash)).await.map_err(redis_err)?;
         let Some(text) = text else { return Ok(None) };
         let r: SessionRecord = serde_json::from_str(&text).map_err(err)?;
         Ok(Some(StoredSession { token_hash: token_hash.to_string(), user_id: r.user_id, user_name: r.user_name }))
@@ -149,7 +159,7 @@ impl Storage for RedisStorage {
             .ignore()
             .query_async::<()>(&mut c)
             .await
-            .map_err(err)
+            .map_err(redis_err)
     }
 
     async fn frames(&self, room_id: &str, offset: u64, limit: u64) -> StorageResult<Vec<String>> {
@@ -159,13 +169,13 @@ impl Storage for RedisStorage {
         let mut c = self.conn.clone();
         let start = isize::try_from(offset).map_err(err)?;
         let stop = isize::try_from(offset + limit - 1).map_err(err)?;
-        c.lrange(self.keys.frames(&room_key(room_id)), start, stop).await.map_err(err)
+        c.lrange(self.keys.frames(&room_key(room_id)), start, stop).await.map_err(redis_err)
     }
 
     async fn save_chat(&self, message: &ChatMessage) -> StorageResult<()> {
         let text = serde_json::to_string(message).map_err(err)?;
         let mut c = self.conn.clone();
-        c.hset(self.keys.chat(&room_key(&message.room_id)), message.id, text).await.map_err(err)
+        c.hset(self.keys.chat(&room_key(&message.room_id)), message.id, text).await.map_err(redis_err)
     }
 
     async fn chat_page(&self, room_id: &str, before: Option<u64>, limit: u64) -> StorageResult<Vec<ChatMessage>> {
@@ -182,18 +192,18 @@ impl Storage for RedisStorage {
             .arg(&ids)
             .query_async(&mut c)
             .await
-            .map_err(err)?;
+            .map_err(redis_err)?;
         texts.into_iter().flatten().map(|t| serde_json::from_str(&t).map_err(err)).collect()
     }
 
     async fn chat_message(&self, room_id: &str, id: u64) -> StorageResult<Option<ChatMessage>> {
         let mut c = self.conn.clone();
-        let text: Option<String> = c.hget(self.keys.chat(&room_key(room_id)), id).await.map_err(err)?;
+        let text: Option<String> = c.hget(self.keys.chat(&room_key(room_id)), id).await.map_err(redis_err)?;
         text.map(|t| serde_json::from_str(&t).map_err(err)).transpose()
     }
 
     async fn last_chat_id(&self, room_id: &str) -> StorageResult<u64> {
         let mut c = self.conn.clone();
-        c.hlen(self.keys.chat(&room_key(room_id))).await.map_err(err)
+        c.hlen(self.keys.chat(&room_key(room_id))).await.map_err(redis_err)
     }
 }

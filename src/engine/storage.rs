@@ -1,19 +1,22 @@
-//! Durable state behind one trait: rooms, the default room, sessions,
-//! frames and chat. The engine holds the live state; storage is what
-//! survives a restart. Two backends: embedded SQLite (the default) and
-//! Redis (shared by several servers).
-
-pub mod redis;
-pub mod sqlite;
+//! Durable state behind one trait the engine owns: rooms, the default
+//! room, sessions, frames and chat. The engine holds the live state;
+//! storage is what survives a restart. Two backends: embedded SQLite
+//! (`crate::sqlite`, the default) and Redis (`crate::redis`, shared by
+//! several servers).
 
 use app::model::{ChatMessage, RoomMetadata};
 use async_trait::async_trait;
 
-/// A failure of the storage backend. The engine answers it with `internal`
-/// and leaves the live state unchanged.
+/// A failure of the storage backend. The engine leaves the live state
+/// unchanged and answers `unavailable` (retry later) when the backend
+/// could not be reached, `internal` otherwise.
 #[derive(Debug, thiserror::Error)]
-#[error("storage: {0}")]
-pub struct StorageError(pub String);
+pub enum StorageError {
+    #[error("storage unreachable: {0}")]
+    Unavailable(String),
+    #[error("storage: {0}")]
+    Failed(String),
+}
 
 pub type StorageResult<T> = Result<T, StorageError>;
 

@@ -1,0 +1,117 @@
+//! Quick match: a waiting room with a free seat and the wanted number of
+//! seats, or a new one, as one step across every server (a lock on this
+//! server, then the broker's shared lock and barrier, so that matches fill
+//! a room before opening the next).
+
+use std::sync::Arc;
+
+use app::api::CreateRoom;
+use app::error::{ErrorBody, ErrorCode};
+use app::model::{Role, RoomMetadata, RoomStatus};
+use serde::Serialize;
+
+use super::broker::HeldLock;
+use super::command::{Command, JoinMode, Via};
+use super::connection::{Connection, User};
+use super::errors::broker_failed;
+use super::registry::Engine;
+use super::room::MAX_SEATS;
+
+/// What `match` and `POST /api/match` answer over REST.
+#[derive(Clone, Debug, Serialize)]
+pub struct Matched {
+    pub room: RoomMetadata,
+    pub role: Role,
+}
+
+/// The matchmaking locks; `release` frees them.
+struct MatchmakingGuard<'a> {
+    _local: tokio::sync::MutexGuard<'a, ()>,
+    shared: Box<dyn HeldLock>,
+}
+
+impl MatchmakingGuard<'_> {
+    async fn release(self) {
+        self.shared.release().await;
+    }
+}
+
+fn match_size(max_members: Option<u32>) -> Result<u32, ErrorBody> {
+    let n = max_members.unwrap_or(2);
+    if !(1..=MAX_SEATS).contains(&n) {
+        return Err(ErrorBody::new(ErrorCode::BadRequest, format!("field `maxMembers` must be 1 to {MAX_SEATS}")));
+    }
+    Ok(n)
+}
+
+impl Engine {
+    /// Candidate rooms for a match, oldest first.
+    async fn match_candidates(&self, max_members: u32) -> Vec<RoomMetadata> {
+        let mut rooms = self.list_rooms().await;
+        rooms.retain(|r| r.status == RoomStatus::Waiting && !r.locked && !r.hidden && r.max_members == max_members);
+        rooms
+    }
+
+    /// Serializes matchmaking: on this server with a lock, across servers
+    /// with the shared lock, after which this server's room list has every
+    /// room the previous holder opened.
+    async fn lock_matchmaking(&self) -> Result<MatchmakingGuard<'_>, ErrorBody> {
+        let local = self.inner.matchmaking.lock().await;
+        let shared = self.broker().lock_matchmaking().await.map_err(broker_failed)?;
+        self.broker().barrier().await;
+        Ok(MatchmakingGuard { _local: local, shared })
+    }
+
+    /// `match`: joins a waiting room with a free seat and `maxMembers`
+    /// seats, or creates one, as one step. Returns the canonical room id.
+    pub async fn match_room(
+        &self,
+        conn: Arc<Connection>,
+        max_members: Option<u32>,
+        reply_id: Option<u64>,
+    ) -> Result<Arc<str>, ErrorBody> {
+        let n = match_size(max_members)?;
+        let guard = self.lock_matchmaking().await?;
+        let result = self.match_room_locked(conn, n, reply_id).await;
+        guard.release().await;
+        result
+    }
+
+    async fn match_room_locked(
+        &self,
+        conn: Arc<Connection>,
+        n: u32,
+        reply_id: Option<u64>,
+    ) -> Result<Arc<str>, ErrorBody> {
+        let mode = JoinMode::Match { max_members: n };
+        for candidate in self.match_candidates(n).await {
+            if let Ok((id, _)) = self.join_with(conn.clone(), &candidate.id, Some(Role::Member), mode, reply_id).await {
+                return Ok(id);
+            }
+        }
+        let room = self.create_room(&conn.user, CreateRoom { max_members: Some(n), ..Default::default() }).await?;
+        self.join_with(conn, &room.id, Some(Role::Member), mode, reply_id).await.map(|(id, _)| id)
+    }
+
+    /// `POST /api/match`: like `match`, but holds the seat for the grace
+    /// period until the user joins over a socket.
+    pub async fn match_reserve(&self, user: &User, max_members: Option<u32>) -> Result<Matched, ErrorBody> {
+        let n = match_size(max_members)?;
+        let guard = self.lock_matchmaking().await?;
+        let result = self.match_reserve_locked(user, n).await;
+        guard.release().await;
+        result
+    }
+
+    async fn match_reserve_locked(&self, user: &User, n: u32) -> Result<Matched, ErrorBody> {
+        let reserve = || Command::Reserve { user: user.clone(), max_members: n };
+        for candidate in self.match_candidates(n).await {
+            if let Ok((_, outcome)) = self.ask(&candidate.id, reserve(), Via::Local(None)).await {
+                return Ok(Matched { room: outcome.meta()?, role: Role::Member });
+            }
+        }
+        let room = self.create_room(user, CreateRoom { max_members: Some(n), ..Default::default() }).await?;
+        let room = self.ask(&room.id, reserve(), Via::Local(None)).await?.1.meta()?;
+        Ok(Matched { room, role: Role::Member })
+    }
+}

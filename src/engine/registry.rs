@@ -1,0 +1,590 @@
+//! The engine's front: the registry of rooms (owned here, or followed
+//! from the server that owns them) and the calls the transports make.
+//!
+//! Each room owned here is a task (`room/`); a room owned elsewhere is
+//! reached through the broker. The registry lock is taken only to create,
+//! delete or re-point the default room.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use app::api::{ChatPage, CreateRoom, PatchRoom};
+use app::delta::RoomDelta;
+use app::error::{ErrorBody, ErrorCode};
+use app::ids::{CODE_ALPHABET, CODE_LEN, code_from_indices, is_valid_room_id, room_key};
+use app::model::{DeleteReason, Role, RoomMetadata};
+use app::protocol::ServerEvent;
+use dashmap::DashMap;
+use rand::Rng;
+use serde_json::Value;
+use tokio::sync::{Mutex, mpsc, watch};
+use tokio::time::Instant;
+
+use super::broker::{Broker, BrokerError};
+use super::clock::now_secs;
+use super::command::{Command, JoinMode, Outcome, Via};
+use super::connection::{Connection, User, frame};
+use super::directory::Directory;
+use super::edge::Edge;
+use super::errors::{broker_failed, not_found, storage_failed, unavailable};
+use super::metrics::Metrics;
+use super::room::{RoomHandle, Shared, normalize_description, validate_seats};
+use super::settings::EngineSettings;
+use super::storage::{Storage, StorageError, StoredRoom};
+
+pub const MAX_FRAMES_PER_PAGE: u64 = 1000;
+pub const MAX_CHAT_PER_PAGE: u64 = 100;
+
+#[derive(Clone)]
+pub struct Engine {
+    pub(super) inner: Arc<Inner>,
+}
+
+pub(super) struct Inner {
+    /// Rooms owned here, by key.
+    pub rooms: DashMap<String, RoomHandle>,
+    /// Rooms owned by other servers, by key.
+    pub remote: DashMap<String, RemoteRoom>,
+    /// This server's connections in rooms owned elsewhere.
+    pub edge: Edge,
+    /// Serializes creation, deletion and the default room.
+    pub registry: Mutex<()>,
+    /// Serializes matchmaking on this server.
+    pub matchmaking: Mutex<()>,
+    pub default_room: std::sync::Mutex<Option<String>>,
+    pub shared: Arc<Shared>,
+    /// Servers found dead; bumped each time one is, so that requests
+    /// waiting on a dead server stop waiting.
+    pub dead: std::sync::Mutex<HashSet<String>>,
+    pub deaths: watch::Sender<u64>,
+    next_sid: AtomicU64,
+}
+
+/// A room another server owns, as last announced.
+#[derive(Clone, Debug)]
+pub(super) struct RemoteRoom {
+    pub id: Arc<str>,
+    pub owner: Arc<str>,
+    pub version: u64,
+}
+
+/// Where a room's commands go.
+enum Target {
+    Local(RoomHandle),
+    Remote(RemoteRoom),
+}
+
+impl Target {
+    fn id(&self) -> &Arc<str> {
+        match self {
+            Target::Local(h) => &h.id,
+            Target::Remote(r) => &r.id,
+        }
+    }
+}
+
+/// Why a request to a room's owner got no answer.
+enum NoAnswer {
+    /// Not sent: the owner was known dead.
+    Unsent,
+    /// Sent, but the owner died or went silent: it may have run.
+    Lost,
+}
+
+/// A stored room as a server (re)starts it: what only lives while a
+/// server runs cleared, and the default flag as the stored default says.
+pub(super) fn restarted(mut meta: RoomMetadata, default_key: Option<&str>) -> RoomMetadata {
+    let before = meta.clone();
+    meta.connection_count = 0;
+    meta.member_count = 0;
+    meta.spectator_count = 0;
+    meta.metadata_locked = None;
+    meta.presenter_sid = None;
+    meta.is_default = default_key == Some(room_key(&meta.id).as_str());
+    if meta != before {
+        meta.version += 1;
+    }
+    meta
+}
+
+impl Engine {
+    /// Loads every stored room: those live servers own are followed, the
+    /// others are taken here and their tasks started.
+    pub(super) async fn load(
+        storage: Arc<dyn Storage>,
+        broker: Arc<dyn Broker>,
+        settings: EngineSettings,
+        expired: mpsc::UnboundedSender<Arc<str>>,
+    ) -> Result<Engine, StorageError> {
+        let stored = storage.load_rooms().await?;
+        let default_key = storage.default_room().await?.map(|id| room_key(&id));
+        let (elsewhere, mine) =
+            split_owned(&*broker, stored).await.map_err(|e| StorageError::Unavailable(e.to_string()))?;
+        let remote = DashMap::new();
+        let mut metas: Vec<(RoomMetadata, f64)> = Vec::with_capacity(mine.len());
+        for room in mine {
+            metas.push((restarted(room.meta, default_key.as_deref()), room.last_active));
+        }
+        let mut listed: Vec<RoomMetadata> = metas.iter().map(|(m, _)| m.clone()).collect();
+        for (meta, owner) in elsewhere {
+            remote.insert(room_key(&meta.id), RemoteRoom { id: meta.id.as_str().into(), owner, version: meta.version });
+            listed.push(meta);
+        }
+        let directory = Directory::start(listed);
+        let shared =
+            Arc::new(Shared { storage, directory, settings, metrics: Arc::new(Metrics::default()), broker, expired });
+        let rooms = DashMap::new();
+        for (meta, last_active) in metas {
+            let payload = frame(ServerEvent::RoomUpdate(RoomDelta::creation(&meta)).to_json());
+            shared.broker.commit(&StoredRoom { meta: meta.clone(), last_active }, &payload);
+            rooms.insert(room_key(&meta.id), RoomHandle::spawn(meta, last_active, shared.clone()));
+        }
+        tracing::info!(rooms = rooms.len(), followed = remote.len(), "engine started");
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                rooms,
+                remote,
+                edge: Edge::default(),
+                registry: Mutex::new(()),
+                matchmaking: Mutex::new(()),
+                default_room: std::sync::Mutex::new(default_key),
+                shared,
+                dead: std::sync::Mutex::new(HashSet::new()),
+                deaths: watch::channel(0).0,
+                next_sid: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    /// At shutdown: lets the other servers take over at once.
+    pub async fn leave_cluster(&self) {
+        self.broker().leave().await;
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.shared.metrics
+    }
+
+    pub fn settings(&self) -> &EngineSettings {
+        &self.inner.shared.settings
+    }
+
+    pub(super) fn broker(&self) -> &dyn Broker {
+        &*self.inner.shared.broker
+    }
+
+    /// A new connection id, unique for the server's lifetime.
+    pub fn new_sid(&self) -> Arc<str> {
+        let n = self.inner.next_sid.fetch_add(1, Ordering::Relaxed);
+        let mut rng = rand::rng();
+        let tail: String = (0..4).map(|_| CODE_ALPHABET[rng.random_range(0..CODE_ALPHABET.len())] as char).collect();
+        format!("c_{n:x}{}", tail.to_ascii_lowercase()).into()
+    }
+
+    fn known(&self, key: &str) -> Option<Target> {
+        if let Some(h) = self.inner.rooms.get(key) {
+            return Some(Target::Local(h.clone()));
+        }
+        self.inner.remote.get(key).map(|r| Target::Remote(r.clone()))
+    }
+
+    /// Where room `id` lives. A room this server has not heard of yet (its
+    /// creation may still be on the way) is looked up in the shared store
+    /// before the answer is `not_found`.
+    async fn target(&self, id: &str) -> Result<Target, ErrorBody> {
+        let key = room_key(id);
+        if let Some(target) = self.known(&key) {
+            return Ok(target);
+        }
+        if !self.broker().is_shared() {
+            return Err(not_found(id));
+        }
+        self.locate(&key).await?.ok_or_else(|| not_found(id))
+    }
+
+    /// Reads a room another server owns from the shared store and follows it.
+    async fn locate(&self, key: &str) -> Result<Option<Target>, ErrorBody> {
+        let owner = self.broker().owners(&[key.to_string()]).await.map_err(broker_failed)?.pop().flatten();
+        let Some(owner) = owner.filter(|o| **o != **self.broker().node()) else { return Ok(None) };
+        let Some(stored) = self.inner.shared.storage.load_room(key).await.map_err(storage_failed)? else {
+            return Ok(None);
+        };
+        let meta = stored.meta;
+        let room = RemoteRoom { id: meta.id.as_str().into(), owner: owner.into(), version: meta.version };
+        if let Some(known) = self.known(key) {
+            return Ok(Some(known));
+        }
+        self.inner.remote.insert(key.to_string(), room.clone());
+        let payload = frame(ServerEvent::RoomUpdate(RoomDelta::creation(&meta)).to_json());
+        self.inner.shared.directory.upsert(meta, payload).await;
+        Ok(Some(Target::Remote(room)))
+    }
+
+    /// How long a request waits for a room's new owner when its owner died.
+    fn failover_wait(&self) -> Duration {
+        self.settings().node_ttl * 2 + Duration::from_secs(1)
+    }
+
+    /// Runs a command on a room, here or on the server owning it; returns
+    /// the room's canonical id and the answer. When the owner dies, the
+    /// command waits for the room's next owner (up to `failover_wait`) and
+    /// goes there if it had not reached the dead one or is repeatable; else
+    /// the answer is `unavailable`.
+    pub(super) async fn ask(&self, id: &str, cmd: Command, via: Via) -> Result<(Arc<str>, Outcome), ErrorBody> {
+        let deadline = Instant::now() + self.failover_wait();
+        loop {
+            let remote = match self.target(id).await? {
+                Target::Local(h) => return Ok((h.id.clone(), self.ask_local(&h, cmd, via).await?)),
+                Target::Remote(r) => r,
+            };
+            let why = match self.ask_remote(&remote, cmd.clone()).await {
+                Ok(result) => return Ok((remote.id.clone(), result?)),
+                Err(why) => why,
+            };
+            let again = matches!(why, NoAnswer::Unsent) || cmd.is_repeatable();
+            if !again || Instant::now() >= deadline {
+                return Err(unavailable(format!("the server owning room {id} stopped; retry")));
+            }
+            self.wait_for_new_owner(id, &remote.owner, deadline).await;
+        }
+    }
+
+    /// Sends a command to a room's owner, giving up as soon as the owner
+    /// is found dead.
+    async fn ask_remote(&self, room: &RemoteRoom, cmd: Command) -> Result<Result<Outcome, ErrorBody>, NoAnswer> {
+        if self.is_dead(&room.owner) {
+            return Err(NoAnswer::Unsent);
+        }
+        let mut deaths = self.inner.deaths.subscribe();
+        let owner_died = async {
+            while deaths.changed().await.is_ok() {
+                if self.is_dead(&room.owner) {
+                    return;
+                }
+            }
+            std::future::pending::<()>().await
+        };
+        let key = room_key(&room.id);
+        tokio::select! {
+            answer = self.broker().request(&room.owner, &key, cmd) => match answer {
+                Ok(result) => Ok(result),
+                Err(BrokerError::Unavailable(_)) => Err(NoAnswer::Unsent),
+                Err(BrokerError::NoAnswer(_)) => Err(NoAnswer::Lost),
+            },
+            () = owner_died => Err(NoAnswer::Lost),
+        }
+    }
+
+    pub(super) fn is_dead(&self, node: &str) -> bool {
+        self.inner.dead.lock().unwrap_or_else(|e| e.into_inner()).contains(node)
+    }
+
+    /// Waits until room `id` has an owner other than `old` (or none), or
+    /// until `deadline`.
+    async fn wait_for_new_owner(&self, id: &str, old: &str, deadline: Instant) {
+        let key = room_key(id);
+        while Instant::now() < deadline {
+            match self.known(&key) {
+                Some(Target::Remote(r)) if *r.owner == *old => {}
+                _ => return,
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Runs a command on a room task of this server; a room it deletes
+    /// leaves the registry.
+    pub(super) async fn ask_local(&self, handle: &RoomHandle, cmd: Command, via: Via) -> Result<Outcome, ErrorBody> {
+        let deleting = matches!(cmd, Command::Delete { .. });
+        let outcome = handle.ask(cmd, via).await?;
+        if deleting {
+            self.forget(handle);
+        }
+        Ok(outcome)
+    }
+
+    /// The canonical id of a room, if it exists.
+    pub async fn resolve(&self, id: &str) -> Option<Arc<str>> {
+        self.target(id).await.ok().map(|t| t.id().clone())
+    }
+
+    /// Every room, oldest first.
+    pub async fn list_rooms(&self) -> Vec<RoomMetadata> {
+        self.inner.shared.directory.list().await
+    }
+
+    /// A room's metadata: from its task when owned here, else as the
+    /// owner last announced it (no request to the owner).
+    pub async fn get_room(&self, id: &str) -> Result<RoomMetadata, ErrorBody> {
+        match self.target(id).await? {
+            Target::Local(h) => h.ask(Command::Get, Via::Local(None)).await?.meta(),
+            Target::Remote(_) => self.inner.shared.directory.get(room_key(id)).await.ok_or_else(|| not_found(id)),
+        }
+    }
+
+    /// A fresh room code no room here has (the claim settles races with
+    /// other servers).
+    fn generate_id(&self) -> String {
+        let mut rng = rand::rng();
+        loop {
+            let mut indices = [0u8; CODE_LEN];
+            for i in &mut indices {
+                *i = rng.random_range(0..CODE_ALPHABET.len()) as u8;
+            }
+            let id = code_from_indices(indices);
+            if self.known(&room_key(&id)).is_none() {
+                return id;
+            }
+        }
+    }
+
+    /// Makes space for one more room: evicts the least recently active room
+    /// this server owns that has no connections and is neither default nor
+    /// locked.
+    async fn make_space(&self) -> Result<(), ErrorBody> {
+        if self.inner.rooms.len() + self.inner.remote.len() < self.settings().max_rooms {
+            return Ok(());
+        }
+        let mut candidates: Vec<(f64, RoomHandle)> = self
+            .inner
+            .rooms
+            .iter()
+            .map(|e| e.value().clone())
+            .filter(|h| h.pulse.connections.load(Ordering::Relaxed) == 0 && !h.pulse.pinned.load(Ordering::Relaxed))
+            .map(|h| (h.pulse.last_active(), h))
+            .collect();
+        candidates.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (_, handle) in candidates {
+            let evict = Command::Delete { user: None, reason: DeleteReason::Evicted };
+            if self.ask_local(&handle, evict, Via::Local(None)).await.is_ok() {
+                tracing::info!(room = %handle.id, "room evicted to make space");
+                return Ok(());
+            }
+        }
+        Err(ErrorBody::new(ErrorCode::Capacity, "the server holds as many rooms as it may and none can be evicted"))
+    }
+
+    /// Drops a deleted room from the registry.
+    fn forget(&self, handle: &RoomHandle) {
+        let key = room_key(&handle.id);
+        self.inner.rooms.remove(&key);
+        let mut default = self.inner.default_room.lock().unwrap_or_else(|e| e.into_inner());
+        if default.as_deref() == Some(key.as_str()) {
+            *default = None;
+        }
+    }
+
+    /// Creates a room with `user` as host.
+    pub async fn create_room(&self, user: &User, req: CreateRoom) -> Result<RoomMetadata, ErrorBody> {
+        if let Some(id) = &req.id
+            && !is_valid_room_id(id)
+        {
+            return Err(ErrorBody::new(
+                ErrorCode::BadRequest,
+                "field `id` must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+            ));
+        }
+        let description = normalize_description(req.description)?;
+        let max_members = req.max_members.unwrap_or(0);
+        let min_members = req.min_members.unwrap_or(1);
+        validate_seats(max_members, min_members)?;
+
+        let _registry = self.inner.registry.lock().await;
+        let id = match req.id {
+            Some(id) => {
+                if let Some(existing) = self.resolve(&id).await {
+                    return Err(ErrorBody::new(ErrorCode::Conflict, format!("room {existing} exists")));
+                }
+                id
+            }
+            None => self.generate_id(),
+        };
+        self.make_space().await?;
+        if !self.broker().claim(&room_key(&id)).await.map_err(broker_failed)? {
+            return Err(ErrorBody::new(ErrorCode::Conflict, format!("room {id} exists")));
+        }
+        let now = now_secs();
+        let mut meta = RoomMetadata::new(id, now);
+        meta.description = description;
+        meta.hidden = req.hidden.unwrap_or(false);
+        meta.max_members = max_members;
+        meta.min_members = min_members;
+        meta.allow_spectators = req.allow_spectators.unwrap_or(true);
+        meta.host_user_id = Some(user.id.to_string());
+        meta.host_name = Some(user.name.to_string());
+        let shared = &self.inner.shared;
+        let stored = StoredRoom { meta: meta.clone(), last_active: now };
+        shared.storage.save_room(&stored).await.map_err(storage_failed)?;
+        let handle = RoomHandle::spawn(meta.clone(), now, shared.clone());
+        self.inner.rooms.insert(room_key(&meta.id), handle);
+        let payload = frame(ServerEvent::RoomUpdate(RoomDelta::creation(&meta)).to_json());
+        shared.broker.commit(&stored, &payload);
+        shared.directory.upsert(meta.clone(), payload).await;
+        tracing::info!(room = %meta.id, host = %user.id, "room created");
+        Ok(meta)
+    }
+
+    pub async fn patch_room(&self, user: &User, id: &str, patch: PatchRoom) -> Result<RoomMetadata, ErrorBody> {
+        self.ask(id, Command::Patch { user: user.clone(), patch }, Via::Local(None)).await?.1.meta()
+    }
+
+    /// Deletes a room: `user` must be its host; `None` is the server itself.
+    pub async fn delete_room(&self, user: Option<&User>, id: &str, reason: DeleteReason) -> Result<(), ErrorBody> {
+        let _registry = self.inner.registry.lock().await;
+        let (id, _) = self.ask(id, Command::Delete { user: user.cloned(), reason }, Via::Local(None)).await?;
+        tracing::info!(room = %id, reason = reason.as_str(), "room deleted");
+        Ok(())
+    }
+
+    /// Makes `id` the default room (or none), moving the flag off the old one.
+    pub async fn set_default_room(&self, id: Option<&str>) -> Result<Option<RoomMetadata>, ErrorBody> {
+        let _registry = self.inner.registry.lock().await;
+        let new = match id {
+            Some(id) => Some(self.target(id).await?.id().clone()),
+            None => None,
+        };
+        let new_key = new.as_ref().map(|id| room_key(id));
+        // Another server may have moved it: the stored default is the truth.
+        let storage = &self.inner.shared.storage;
+        let old_key = storage.default_room().await.map_err(storage_failed)?.map(|id| room_key(&id));
+        storage.set_default_room(new.as_deref()).await.map_err(storage_failed)?;
+        *self.inner.default_room.lock().unwrap_or_else(|e| e.into_inner()) = new_key.clone();
+        if let Some(old) = old_key.filter(|k| Some(k) != new_key.as_ref())
+            && self.known(&old).is_some()
+        {
+            self.ask(&old, Command::SetDefault { value: false }, Via::Local(None)).await?;
+        }
+        match new {
+            Some(id) => self.ask(&id, Command::SetDefault { value: true }, Via::Local(None)).await?.1.meta().map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Subscribes `conn` to `overview:public`; with `reply_id` its snapshot
+    /// reply is queued before any later delta.
+    pub async fn join_overview(&self, conn: Arc<Connection>, reply_id: Option<u64>) {
+        self.inner.shared.directory.join(conn, reply_id).await;
+    }
+
+    pub async fn leave_overview(&self, sid: Arc<str>) {
+        self.inner.shared.directory.leave(sid).await;
+    }
+
+    /// Subscribes `conn` to `room:<id>`; with `reply_id` the snapshot reply
+    /// is queued before any later event of the room. Returns the room's
+    /// canonical id.
+    pub async fn join_room(
+        &self,
+        conn: Arc<Connection>,
+        id: &str,
+        role: Option<Role>,
+        reply_id: Option<u64>,
+    ) -> Result<Arc<str>, ErrorBody> {
+        self.join_with(conn, id, role, JoinMode::Normal, reply_id).await.map(|(id, _)| id)
+    }
+
+    /// Joins `conn` to a room here or on its owner. A connection joining a
+    /// room owned elsewhere is registered for the room's events first.
+    pub(super) async fn join_with(
+        &self,
+        conn: Arc<Connection>,
+        id: &str,
+        role: Option<Role>,
+        mode: JoinMode,
+        reply_id: Option<u64>,
+    ) -> Result<(Arc<str>, Role), ErrorBody> {
+        let cmd = Command::Join { sid: conn.sid.clone(), user: conn.user.clone(), role, mode, reply_id };
+        let key = room_key(id);
+        let remote = matches!(self.target(id).await?, Target::Remote(_));
+        if remote {
+            self.inner.edge.join(self.broker(), &key, conn.clone()).await.map_err(broker_failed)?;
+        }
+        let joined = self.ask(id, cmd, Via::Local(Some(conn.clone()))).await;
+        if remote && joined.is_err() {
+            self.inner.edge.leave(self.broker(), &key, &conn.sid).await;
+        }
+        let (id, outcome) = joined?;
+        Ok((id, outcome.role()?))
+    }
+
+    /// Takes a connection out of a room. A connection in a room owned
+    /// elsewhere stops receiving its events and its presence record goes
+    /// first, so that a server taking the room over meanwhile does not
+    /// bring it back.
+    pub async fn leave_room(&self, sid: Arc<str>, id: &str) -> Result<(), ErrorBody> {
+        let key = room_key(id);
+        if self.inner.edge.holds(&key, &sid) {
+            self.inner.edge.leave(self.broker(), &key, &sid).await;
+            self.broker().presence_del(&key, &sid);
+        }
+        self.ask(id, Command::Leave { sid }, Via::Local(None)).await.map(|_| ())
+    }
+
+    /// A room event (`keep_alive`, locks, presenter, chat, signal, start,
+    /// finish) of a connection in the room.
+    pub async fn room_event(
+        &self,
+        conn: Arc<Connection>,
+        id: &str,
+        event: app::protocol::ClientEvent,
+    ) -> Result<Value, ErrorBody> {
+        let cmd = Command::Event { sid: conn.sid.clone(), user: conn.user.clone(), event };
+        self.ask(id, cmd, Via::Local(None)).await?.1.value()
+    }
+
+    /// Appends frames (raw JSON texts) to a room; returns the frame count.
+    pub async fn append_frames(&self, user: &User, id: &str, frames: Vec<String>) -> Result<u64, ErrorBody> {
+        self.ask(id, Command::AppendFrames { user: user.clone(), frames }, Via::Local(None)).await?.1.count()
+    }
+
+    /// A page of frames as raw JSON texts.
+    pub async fn frames(&self, id: &str, offset: u64, limit: u64) -> Result<(Vec<String>, u64), ErrorBody> {
+        let room = self.get_room(id).await?;
+        let limit = limit.min(MAX_FRAMES_PER_PAGE);
+        let frames = self.inner.shared.storage.frames(&room.id, offset, limit).await.map_err(storage_failed)?;
+        Ok((frames, room.frame_count))
+    }
+
+    pub async fn chat_page(&self, id: &str, before: Option<u64>, limit: u64) -> Result<ChatPage, ErrorBody> {
+        let room = self.get_room(id).await?;
+        let limit = limit.min(MAX_CHAT_PER_PAGE);
+        let messages = self.inner.shared.storage.chat_page(&room.id, before, limit).await.map_err(storage_failed)?;
+        Ok(ChatPage { messages })
+    }
+
+    /// Takes a closed connection out of every channel it was in.
+    pub async fn disconnect(&self, sid: Arc<str>, rooms: impl IntoIterator<Item = Arc<str>>, overview: bool) {
+        if overview {
+            self.leave_overview(sid.clone()).await;
+        }
+        for room in rooms {
+            let _ = self.leave_room(sid.clone(), &room).await;
+        }
+    }
+}
+
+/// Splits stored rooms into those live servers own (followed, with their
+/// owner) and those this server takes (no owner, or a dead one).
+async fn split_owned(
+    broker: &dyn Broker,
+    stored: Vec<StoredRoom>,
+) -> Result<(Vec<(RoomMetadata, Arc<str>)>, Vec<StoredRoom>), BrokerError> {
+    let keys: Vec<String> = stored.iter().map(|r| room_key(&r.meta.id)).collect();
+    let owners = broker.owners(&keys).await?;
+    let live = broker.nodes().await?.live;
+    let mut elsewhere = Vec::new();
+    let mut mine = Vec::new();
+    for ((room, key), owner) in stored.into_iter().zip(&keys).zip(owners) {
+        let owner_live = owner.as_ref().is_some_and(|o| live.contains(o));
+        if owner_live && let Some(owner) = owner {
+            elsewhere.push((room.meta, owner.into()));
+        } else if broker.take_over(owner.as_deref(), key).await? {
+            mine.push(room);
+        } else if let Some(Some(owner)) = broker.owners(std::slice::from_ref(key)).await?.pop() {
+            elsewhere.push((room.meta, owner.into()));
+        }
+    }
+    Ok((elsewhere, mine))
+}

@@ -1,0 +1,43 @@
+//! A room changing owner: taken over from a server that died, and shown
+//! again in full after a broker outage.
+
+use super::*;
+
+impl RoomActor {
+    /// This server took the room over: what only lived on the old owner
+    /// (temporary lock, presenter) is cleared, the connections still alive
+    /// come back with their roles, and everyone following the room, here
+    /// and on other servers, gets one delta.
+    pub(super) async fn take_over(
+        &mut self,
+        members: Vec<(Arc<str>, PresenceRecord)>,
+        is_default: bool,
+    ) -> Result<(), ErrorBody> {
+        self.lock = None;
+        self.presenter = Presenting::default();
+        let mut next = self.meta.clone();
+        next.metadata_locked = None;
+        next.presenter_sid = None;
+        next.is_default = is_default;
+        for (sid, record) in members {
+            let member = Member { sid: sid.clone(), user: record.user.clone(), link: Link::Node(record.node) };
+            self.present.insert(sid.clone(), Present { member });
+            self.take_seat(&record.user, record.role, Some(&sid));
+        }
+        let mut next = self.with_counts(next);
+        self.host_now(&mut next);
+        self.commit(next, false, None).await
+    }
+
+    /// After a broker outage: every server's room list, and this room's
+    /// connections on other servers, get the room's whole state again (a
+    /// creation delta applies over any older version).
+    pub(super) fn republish(&self) {
+        let payload = frame(ServerEvent::RoomUpdate(RoomDelta::creation(&self.meta)).to_json());
+        let stored = StoredRoom { meta: self.meta.clone(), last_active: self.last_active_unix() };
+        self.shared.broker.commit(&stored, &payload);
+        if self.present.values().any(|p| matches!(p.member.link, Link::Node(_))) {
+            self.shared.broker.publish(&self.key, Audience::All { skip: None }, &payload);
+        }
+    }
+}

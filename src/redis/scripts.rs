@@ -1,0 +1,43 @@
+//! The Lua scripts that make each ownership step one atomic Redis step.
+
+/// Writes a room change and publishes it, if this server still owns the
+/// room. KEYS: owner, room record, room set. ARGV: node, record, room key,
+/// overview channel, message.
+pub const COMMIT: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return 1";
+
+/// Claims a new room key. KEYS: owner, room record, node rooms.
+/// ARGV: node, room key.
+pub const CLAIM: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[2])
+return 1";
+
+/// Takes a room over from a dead (or no) owner. KEYS: owner, room record,
+/// old owner's rooms, new owner's rooms. ARGV: old owner ('' for none),
+/// node, room key.
+pub const TAKE_OVER: &str = r"
+local current = redis.call('GET', KEYS[1]) or ''
+if ARGV[1] ~= '' then redis.call('SREM', KEYS[3], ARGV[3]) end
+if current ~= ARGV[1] or redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('SADD', KEYS[4], ARGV[3])
+return 1";
+
+/// Gives up a deleted room. KEYS: owner, node rooms, presence.
+/// ARGV: node, room key.
+pub const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+redis.call('SREM', KEYS[2], ARGV[2])
+redis.call('DEL', KEYS[3])
+return 1";
+
+/// Frees the matchmaking lock if it is still ours. KEYS: lock. ARGV: token.
+pub const UNLOCK: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0";
