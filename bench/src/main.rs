@@ -309,6 +309,7 @@ async fn fanout(args: Fanout) {
     for batch in (0..subscribers).collect::<Vec<_>>().chunks(connect_batch.max(1)) {
         let mut joined = Vec::with_capacity(batch.len());
         for i in batch {
+            let n = *i;
             let ws_url = ws_urls[i % ws_urls.len()].clone();
             let join = join.clone();
             let histogram = histogram.clone();
@@ -320,6 +321,8 @@ async fn fanout(args: Fanout) {
                 ws.send(join).await.expect("join");
                 while let Some(t) = ws.next_text().await {
                     if t.contains("\"event\":\"reply\"") {
+                        // A refused join would count as "got nothing" later.
+                        assert!(t.contains("\"ok\":true"), "subscriber {n}: join refused: {t}");
                         break;
                     }
                 }

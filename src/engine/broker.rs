@@ -27,6 +27,10 @@ pub enum BrokerError {
     /// The shared store cannot be reached right now; the caller may retry.
     #[error("the shared store is unreachable: {0}")]
     Unavailable(String),
+    /// A request reached no server (nobody listens on its channel now):
+    /// it did not run, and may be sent again.
+    #[error("server {0} is not listening")]
+    NotDelivered(String),
     /// A request reached no owner that answered in time.
     #[error("no answer from server {0}")]
     NoAnswer(String),

@@ -74,10 +74,12 @@ pub enum Command {
     NodeGone {
         node: Arc<str>,
     },
-    /// This server took the room over: live-only state is cleared and the
-    /// connections still alive (`members`) come back.
+    /// This server took the room over: live-only state is cleared, the
+    /// connections still alive (`members`) come back, the others (`gone`)
+    /// are announced as left.
     TakeOver {
         members: Vec<(Arc<str>, PresenceRecord)>,
+        gone: Vec<Arc<str>>,
         is_default: bool,
     },
     /// After a broker outage: publish the room's whole state again.

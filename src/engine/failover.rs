@@ -183,6 +183,7 @@ async fn restore_presence(engine: &Engine, key: &str, live: &[String]) {
         Err(e) => return tracing::warn!(room = key, error = %e, "reading a taken-over room's presence failed"),
     };
     let mut members: Vec<(Arc<str>, PresenceRecord)> = Vec::new();
+    let mut gone = Vec::new();
     for (sid, record) in entries {
         let mine = *record.node == **broker.node();
         let alive = if mine { engine.inner.edge.holds(key, &sid) } else { live.iter().any(|n| **n == *record.node) };
@@ -190,10 +191,11 @@ async fn restore_presence(engine: &Engine, key: &str, live: &[String]) {
             members.push((sid.into(), record));
         } else {
             broker.presence_del(key, &sid);
+            gone.push(sid.into());
         }
     }
     let is_default = engine.inner.default_room.lock().unwrap_or_else(|e| e.into_inner()).as_deref() == Some(key);
-    if let Err(e) = handle.ask(Command::TakeOver { members, is_default }, Via::Local(None)).await {
+    if let Err(e) = handle.ask(Command::TakeOver { members, gone, is_default }, Via::Local(None)).await {
         tracing::warn!(room = key, error = %e, "taking over a room's presence failed");
     }
 }

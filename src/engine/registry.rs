@@ -89,6 +89,8 @@ impl Target {
 enum NoAnswer {
     /// Not sent: the owner was known dead.
     Unsent,
+    /// Sent, but nobody was listening: it did not run.
+    Undelivered,
     /// Sent, but the owner died or went silent: it may have run.
     Lost,
 }
@@ -243,19 +245,30 @@ impl Engine {
                 Ok(result) => return Ok((remote.id.clone(), result?)),
                 Err(why) => why,
             };
-            let again = matches!(why, NoAnswer::Unsent) || cmd.is_repeatable();
+            let why = match why {
+                Ok(why) => why,
+                Err(e) => return Err(broker_failed(e)),
+            };
+            let again = !matches!(why, NoAnswer::Lost) || cmd.is_repeatable();
             if !again || Instant::now() >= deadline {
-                return Err(unavailable(format!("the server owning room {id} stopped; retry")));
+                return Err(unavailable(format!("the server owning room {id} did not answer; retry")));
             }
-            self.wait_for_new_owner(id, &remote.owner, deadline).await;
+            match why {
+                NoAnswer::Undelivered => tokio::time::sleep(Duration::from_millis(50)).await,
+                NoAnswer::Unsent | NoAnswer::Lost => self.wait_for_new_owner(id, &remote.owner, deadline).await,
+            }
         }
     }
 
     /// Sends a command to a room's owner, giving up as soon as the owner
     /// is found dead.
-    async fn ask_remote(&self, room: &RemoteRoom, cmd: Command) -> Result<Result<Outcome, ErrorBody>, NoAnswer> {
+    async fn ask_remote(
+        &self,
+        room: &RemoteRoom,
+        cmd: Command,
+    ) -> Result<Result<Outcome, ErrorBody>, Result<NoAnswer, BrokerError>> {
         if self.is_dead(&room.owner) {
-            return Err(NoAnswer::Unsent);
+            return Err(Ok(NoAnswer::Unsent));
         }
         let mut deaths = self.inner.deaths.subscribe();
         let owner_died = async {
@@ -270,10 +283,11 @@ impl Engine {
         tokio::select! {
             answer = self.broker().request(&room.owner, &key, cmd) => match answer {
                 Ok(result) => Ok(result),
-                Err(BrokerError::Unavailable(_)) => Err(NoAnswer::Unsent),
-                Err(BrokerError::NoAnswer(_)) => Err(NoAnswer::Lost),
+                Err(e @ BrokerError::Unavailable(_)) => Err(Err(e)),
+                Err(BrokerError::NotDelivered(_)) => Err(Ok(NoAnswer::Undelivered)),
+                Err(BrokerError::NoAnswer(_)) => Err(Ok(NoAnswer::Lost)),
             },
-            () = owner_died => Err(NoAnswer::Lost),
+            () = owner_died => Err(Ok(NoAnswer::Lost)),
         }
     }
 

@@ -306,7 +306,17 @@ impl Broker for RedisBroker {
         let _guard = PendingGuard { pending: &self.inner.pending, id };
         let msg =
             NodeMsg::Request { id, from: self.inner.node.to_string(), room: room.to_string(), cmd: Box::new(cmd) };
-        self.send(Outgoing::Publish { channel: self.keys().node_channel(node), message: encode(&msg, b"") });
+        // Published directly, so that a request nobody received (its server
+        // is re-making its subscription) is known not to have run.
+        let receivers: i64 = redis::cmd("PUBLISH")
+            .arg(self.keys().node_channel(node))
+            .arg(encode(&msg, b""))
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        if receivers == 0 {
+            return Err(BrokerError::NotDelivered(node.to_string()));
+        }
         match tokio::time::timeout(self.inner.settings.request_timeout, wait).await {
             Ok(Ok(result)) => Ok(result),
             _ => Err(BrokerError::NoAnswer(node.to_string())),

@@ -247,8 +247,8 @@ impl RoomActor {
             Command::Event { sid, user: _, event } => self.event(&sid, event).await.map(Outcome::Value),
             Command::AppendFrames { user, frames } => self.append_frames(&user, frames).await.map(Outcome::Count),
             Command::NodeGone { node } => self.node_gone(&node).await.map(|()| Outcome::Done),
-            Command::TakeOver { members, is_default } => {
-                self.take_over(members, is_default).await.map(|()| Outcome::Done)
+            Command::TakeOver { members, gone, is_default } => {
+                self.take_over(members, gone, is_default).await.map(|()| Outcome::Done)
             }
             Command::Republish => {
                 self.republish();

@@ -7,10 +7,12 @@ impl RoomActor {
     /// This server took the room over: what only lived on the old owner
     /// (temporary lock, presenter) is cleared, the connections still alive
     /// come back with their roles, and everyone following the room, here
-    /// and on other servers, gets one delta.
+    /// and on other servers, gets one delta, then a `presence:leave` for
+    /// each connection that did not come back (`gone`).
     pub(super) async fn take_over(
         &mut self,
         members: Vec<(Arc<str>, PresenceRecord)>,
+        gone: Vec<Arc<str>>,
         is_default: bool,
     ) -> Result<(), ErrorBody> {
         self.lock = None;
@@ -26,7 +28,12 @@ impl RoomActor {
         }
         let mut next = self.with_counts(next);
         self.host_now(&mut next);
-        self.commit(next, false, None).await
+        self.commit(next, false, None).await?;
+        for sid in gone {
+            let left = PresenceLeft { room_id: self.meta.id.clone(), sid: sid.to_string() };
+            self.broadcast_event(ServerEvent::PresenceLeave(left), None);
+        }
+        Ok(())
     }
 
     /// After a broker outage: every server's room list, and this room's
