@@ -3,7 +3,10 @@
 //! at quiet, every client's store, kept with the shared delta rule, equals
 //! `GET /api/rooms` exactly. Once as is, once with a server restart in the
 //! middle, once with the clients spread over two servers sharing one Redis
-//! (where both servers' lists must equal every store).
+//! (where both servers' lists must equal every store), and once over three
+//! servers of which one is killed with SIGKILL midway (its clients move to
+//! the others, disconnects go on through the failover window; both
+//! survivors' lists, connection counts included, must equal every store).
 //! `ROOMCAST_CONVERGENCE_SECONDS` sets the duration (default 60).
 
 mod common;
@@ -205,19 +208,39 @@ async fn random_op(client: &mut Client, port: u16, round: usize) {
     client.drain_backlog(port).await;
 }
 
-async fn run(restart_midway: bool, two_servers: bool) {
+/// How a run is disturbed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    OneServer,
+    RestartMidway,
+    TwoServers,
+    /// Three servers on one Redis; the third is killed midway.
+    KillMidway,
+}
+
+async fn run(mode: Mode) {
     let args = ["--rate-burst", "1000"];
-    let (server, peer) = if two_servers {
-        let redis = RedisTarget::required();
+    let restart_midway = mode == Mode::RestartMidway;
+    let two_servers = matches!(mode, Mode::TwoServers | Mode::KillMidway);
+    let redis = two_servers.then(RedisTarget::required);
+    let (server, peer) = if let Some(redis) = &redis {
         let a = TestServer::start_on_redis(Some(redis.clone()), &args).await;
-        let b = TestServer::start_on_redis(Some(redis), &args).await;
+        let b = TestServer::start_on_redis(Some(redis.clone()), &args).await;
         (a, Some(b))
     } else {
         (TestServer::start_with(&args).await, None)
     };
+    let victim = match (&redis, mode) {
+        (Some(redis), Mode::KillMidway) => Some(TestServer::start_on_redis(Some(redis.clone()), &args).await),
+        _ => None,
+    };
+    let victim_port = victim.as_ref().map(|v| v.port);
+    let victim = Arc::new(RwLock::new(victim));
     let server = Arc::new(RwLock::new(server));
     let mut ports = vec![server.read().await.port];
     ports.extend(peer.as_ref().map(|p| p.port));
+    let survivors = ports.clone();
+    ports.extend(victim_port);
     let mut clients = Vec::new();
     for i in 0..CLIENTS {
         let name = format!("u{i}");
@@ -229,41 +252,59 @@ async fn run(restart_midway: bool, two_servers: bool) {
     let stop = Arc::new(AtomicBool::new(false));
     let restarter = {
         let server = server.clone();
+        let victim = victim.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
-            if restart_midway {
+            if restart_midway || victim_port.is_some() {
                 tokio::time::sleep(total / 2).await;
-                if !stop.load(Ordering::Relaxed) {
-                    server.write().await.restart().await;
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                match victim.write().await.as_mut() {
+                    Some(victim) => victim.kill(),
+                    None => server.write().await.restart().await,
                 }
             }
         })
     };
     let start = Instant::now();
-    let workers = clients.into_iter().map(|mut client| async move {
-        let port = client.port;
-        let mut round = 0;
-        while start.elapsed() < total {
-            round += 1;
-            if client.ws.is_none() {
-                client.connect(port).await;
+    let workers = clients.into_iter().map(|mut client| {
+        let survivors = survivors.clone();
+        async move {
+            let mut round = 0;
+            while start.elapsed() < total {
+                round += 1;
+                let port = client.port;
                 if client.ws.is_none() {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
+                    client.connect(port).await;
+                    if client.ws.is_none() {
+                        // Its server was killed: go to another one, as a load
+                        // balancer would.
+                        if Some(port) == victim_port {
+                            client.port = *survivors.choose(&mut rand::rng()).unwrap_or(&survivors[0]);
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
                 }
+                random_op(&mut client, port, round).await;
+                let pause = Duration::from_millis(rand::rng().random_range(20..200));
+                client.pump(port, pause).await;
             }
-            random_op(&mut client, port, round).await;
-            let pause = Duration::from_millis(rand::rng().random_range(20..200));
-            client.pump(port, pause).await;
+            client
         }
-        client
     });
     let mut clients = futures::future::join_all(workers).await;
     stop.store(true, Ordering::Relaxed);
     restarter.await.unwrap();
 
-    // Quiet: everyone connected, nothing more happens, all events read.
+    // Quiet: everyone connected (to a server still up), nothing more
+    // happens, all events read.
     for client in &mut clients {
+        if Some(client.port) == victim_port {
+            client.port = survivors[0];
+            client.ws = None;
+        }
         if client.ws.is_none() {
             client.connect(client.port).await;
         }
@@ -298,7 +339,11 @@ async fn run(restart_midway: bool, two_servers: bool) {
     println!(
         "convergence{}{}: {CLIENTS} clients for {total:?}, {} rooms at quiet, every store equal to GET /api/rooms",
         if restart_midway { " (restart midway)" } else { "" },
-        if two_servers { " (two servers on one Redis)" } else { "" },
+        match mode {
+            Mode::TwoServers => " (two servers on one Redis)",
+            Mode::KillMidway => " (three servers on one Redis, one killed midway)",
+            _ => "",
+        },
         truth.len()
     );
 }
@@ -314,15 +359,20 @@ async fn room_list(api: &common::Api) -> HashMap<String, RoomMetadata> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_clients_converge() {
-    run(false, false).await;
+    run(Mode::OneServer).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_clients_converge_across_a_restart() {
-    run(true, false).await;
+    run(Mode::RestartMidway).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_clients_converge_across_two_servers() {
-    run(false, true).await;
+    run(Mode::TwoServers).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_clients_converge_across_a_server_killed_midway() {
+    run(Mode::KillMidway).await;
 }

@@ -52,7 +52,9 @@ async fn write_until_error(api: common::Api, round: usize, acked: &mut Acked) {
 #[tokio::test]
 async fn every_acknowledged_write_survives_sigkill() {
     let rounds: usize = std::env::var("ROOMCAST_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
-    let mut server = TestServer::start().await;
+    // Room eviction (at `--max-rooms`) would delete acknowledged rooms on a
+    // fast disk: this test is about crashes, so it never evicts.
+    let mut server = TestServer::start_with(&["--max-rooms", "1000000"]).await;
     let token = server.session("writer").await;
     let mut acked = Acked::default();
     let mut lost = 0;
