@@ -11,13 +11,13 @@
 
 use std::sync::Arc;
 
-use app::error::ErrorBody;
 use app::model::RoomMetadata;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use super::command::{Command, Outcome};
 use super::connection::Frame;
+use super::errors::EngineError;
 pub use super::presence::PresenceRecord;
 use super::storage::StoredRoom;
 
@@ -37,6 +37,12 @@ pub enum BrokerError {
 }
 
 pub type BrokerResult<T> = Result<T, BrokerError>;
+
+/// A broker failure as the engine answers it: retry later.
+pub fn broker_failed(e: BrokerError) -> EngineError {
+    tracing::warn!(error = %e, "broker failed");
+    EngineError::unavailable(format!("{e}; retry"))
+}
 
 /// Which connections of a room's channel on other servers get a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,8 +153,8 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Asks server `node` to run `cmd` on `room`: the owner's answer, or
     /// why no answer came.
-    async fn request(&self, node: &str, room: &str, cmd: Command) -> BrokerResult<Result<Outcome, ErrorBody>>;
-    fn respond(&self, to: &str, id: u64, result: Result<Outcome, ErrorBody>);
+    async fn request(&self, node: &str, room: &str, cmd: Command) -> BrokerResult<Result<Outcome, EngineError>>;
+    fn respond(&self, to: &str, id: u64, result: Result<Outcome, EngineError>);
 
     // ---- Following rooms owned elsewhere.
 
@@ -240,11 +246,11 @@ impl Broker for LocalBroker {
         Ok(Vec::new())
     }
 
-    async fn request(&self, node: &str, _room: &str, _cmd: Command) -> BrokerResult<Result<Outcome, ErrorBody>> {
+    async fn request(&self, node: &str, _room: &str, _cmd: Command) -> BrokerResult<Result<Outcome, EngineError>> {
         Err(BrokerError::NoAnswer(node.to_string()))
     }
 
-    fn respond(&self, _to: &str, _id: u64, _result: Result<Outcome, ErrorBody>) {}
+    fn respond(&self, _to: &str, _id: u64, _result: Result<Outcome, EngineError>) {}
 
     async fn subscribe(&self, _room: &str) -> BrokerResult<()> {
         Ok(())

@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use app::api::PatchRoom;
-use app::error::{ErrorBody, ErrorCode};
 use app::model::{DeleteReason, Role, RoomMetadata};
 use app::protocol::ClientEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::connection::{Connection, User};
+use super::errors::EngineError;
 use super::presence::PresenceRecord;
 
 /// How a join is checked.
@@ -119,33 +119,33 @@ pub enum Via {
     Node(Arc<str>),
 }
 
-fn mismatch() -> ErrorBody {
-    ErrorBody::new(ErrorCode::Internal, "unexpected answer from the room")
+fn mismatch() -> EngineError {
+    EngineError::internal("unexpected answer from the room")
 }
 
 impl Outcome {
-    pub fn meta(self) -> Result<RoomMetadata, ErrorBody> {
+    pub fn meta(self) -> Result<RoomMetadata, EngineError> {
         match self {
             Outcome::Meta(m) => Ok(*m),
             _ => Err(mismatch()),
         }
     }
 
-    pub fn role(self) -> Result<Role, ErrorBody> {
+    pub fn role(self) -> Result<Role, EngineError> {
         match self {
             Outcome::Role(r) => Ok(r),
             _ => Err(mismatch()),
         }
     }
 
-    pub fn value(self) -> Result<Value, ErrorBody> {
+    pub fn value(self) -> Result<Value, EngineError> {
         match self {
             Outcome::Value(v) => Ok(v),
             _ => Err(mismatch()),
         }
     }
 
-    pub fn count(self) -> Result<u64, ErrorBody> {
+    pub fn count(self) -> Result<u64, EngineError> {
         match self {
             Outcome::Count(n) => Ok(n),
             _ => Err(mismatch()),

@@ -1,29 +1,94 @@
-//! The engine's errors: each failure is an `ErrorBody` with its protocol
-//! code (the transports only turn the code into a status or a reply).
+//! The engine's errors, one variant per kind of failure the protocol
+//! names (`docs/protocol.md` section 8); the transports turn each into its
+//! code and status in one place (`transport::error`). They cross servers
+//! in replies, so they serialize.
 
 use std::time::Duration;
 
-use app::error::{ErrorBody, ErrorCode};
+use serde::{Deserialize, Serialize};
 
-use super::broker::BrokerError;
 use super::storage::StorageError;
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EngineError {
+    #[error("{message}")]
+    BadRequest { message: String },
+    #[error("{message}")]
+    Forbidden { message: String },
+    #[error("{message}")]
+    NotFound { message: String },
+    #[error("{message}")]
+    Conflict { message: String },
+    #[error("{message}")]
+    TooLarge { message: String },
+    #[error("{message}")]
+    Locked { message: String },
+    #[error("{message}")]
+    Full { message: String },
+    #[error("{message}")]
+    RateLimited { message: String, retry_after_ms: u64 },
+    #[error("{message}")]
+    Capacity { message: String },
+    /// Retryable: the change was not made (or, for a request in flight
+    /// when its server died, may not have been).
+    #[error("{message}")]
+    Unavailable { message: String, retry_after_ms: u64 },
+    /// A bug.
+    #[error("{message}")]
+    Internal { message: String },
+}
+
+pub type EngineResult<T> = Result<T, EngineError>;
 
 /// How long a client should wait before retrying an `unavailable` answer.
 pub const RETRY_AFTER: Duration = Duration::from_millis(1000);
 
-pub fn not_found(id: &str) -> ErrorBody {
-    ErrorBody::new(ErrorCode::NotFound, format!("no room {id}"))
+macro_rules! constructors {
+    ($($name:ident => $variant:ident),* $(,)?) => {
+        impl EngineError {
+            $(pub fn $name(message: impl Into<String>) -> EngineError {
+                EngineError::$variant { message: message.into() }
+            })*
+        }
+    };
 }
 
-/// Retryable: the change was not made (or, for a request in flight when
-/// its server died, may not have been).
-pub fn unavailable(message: impl Into<String>) -> ErrorBody {
-    let mut body = ErrorBody::new(ErrorCode::Unavailable, message);
-    body.retry_after_ms = Some(RETRY_AFTER.as_millis() as u64);
-    body
+constructors! {
+    bad_request => BadRequest,
+    forbidden => Forbidden,
+    not_found => NotFound,
+    conflict => Conflict,
+    too_large => TooLarge,
+    locked => Locked,
+    full => Full,
+    capacity => Capacity,
+    internal => Internal,
 }
 
-pub fn storage_failed(e: StorageError) -> ErrorBody {
+impl EngineError {
+    pub fn rate_limited(message: impl Into<String>, wait: Duration) -> EngineError {
+        EngineError::RateLimited { message: message.into(), retry_after_ms: wait.as_millis().max(1) as u64 }
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> EngineError {
+        EngineError::Unavailable { message: message.into(), retry_after_ms: RETRY_AFTER.as_millis() as u64 }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, EngineError::NotFound { .. })
+    }
+}
+
+pub fn not_found(id: &str) -> EngineError {
+    EngineError::not_found(format!("no room {id}"))
+}
+
+pub fn unavailable(message: impl Into<String>) -> EngineError {
+    EngineError::unavailable(message)
+}
+
+pub fn storage_failed(e: StorageError) -> EngineError {
     match e {
         StorageError::Unavailable(why) => {
             tracing::warn!(error = %why, "storage unreachable");
@@ -31,12 +96,7 @@ pub fn storage_failed(e: StorageError) -> ErrorBody {
         }
         StorageError::Failed(why) => {
             tracing::error!(error = %why, "storage failed");
-            ErrorBody::new(ErrorCode::Internal, "storage failed; the change was not made")
+            EngineError::internal("storage failed; the change was not made")
         }
     }
-}
-
-pub fn broker_failed(e: BrokerError) -> ErrorBody {
-    tracing::warn!(error = %e, "broker failed");
-    unavailable(format!("{e}; retry"))
 }

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use super::broker::{Inbound, PresenceRecord};
 use super::command::{Command, Via};
 use super::connection::{Frame, frame};
-use super::errors::{not_found, storage_failed};
+use super::errors::{EngineError, not_found, storage_failed};
 use super::registry::{Engine, RemoteRoom};
 use super::room::RoomHandle;
 
@@ -90,12 +90,7 @@ async fn follow(engine: &Engine, origin: Arc<str>, meta: RoomMetadata, payload: 
 
 impl Engine {
     /// Runs a command from another server on a room owned here.
-    async fn run_here(
-        &self,
-        key: &str,
-        cmd: Command,
-        via: Via,
-    ) -> Result<super::command::Outcome, app::error::ErrorBody> {
+    async fn run_here(&self, key: &str, cmd: Command, via: Via) -> Result<super::command::Outcome, EngineError> {
         let handle = self.inner.rooms.get(key).map(|h| h.clone()).ok_or_else(|| not_found(key))?;
         self.ask_local(&handle, cmd, via).await
     }

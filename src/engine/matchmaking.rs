@@ -6,14 +6,13 @@
 use std::sync::Arc;
 
 use app::api::CreateRoom;
-use app::error::{ErrorBody, ErrorCode};
 use app::model::{Role, RoomMetadata, RoomStatus};
 use serde::Serialize;
 
-use super::broker::HeldLock;
+use super::broker::{HeldLock, broker_failed};
 use super::command::{Command, JoinMode, Via};
 use super::connection::{Connection, User};
-use super::errors::broker_failed;
+use super::errors::EngineError;
 use super::registry::Engine;
 use super::room::MAX_SEATS;
 
@@ -36,10 +35,10 @@ impl MatchmakingGuard<'_> {
     }
 }
 
-fn match_size(max_members: Option<u32>) -> Result<u32, ErrorBody> {
+fn match_size(max_members: Option<u32>) -> Result<u32, EngineError> {
     let n = max_members.unwrap_or(2);
     if !(1..=MAX_SEATS).contains(&n) {
-        return Err(ErrorBody::new(ErrorCode::BadRequest, format!("field `maxMembers` must be 1 to {MAX_SEATS}")));
+        return Err(EngineError::bad_request(format!("field `maxMembers` must be 1 to {MAX_SEATS}")));
     }
     Ok(n)
 }
@@ -55,7 +54,7 @@ impl Engine {
     /// Serializes matchmaking: on this server with a lock, across servers
     /// with the shared lock, after which this server's room list has every
     /// room the previous holder opened.
-    async fn lock_matchmaking(&self) -> Result<MatchmakingGuard<'_>, ErrorBody> {
+    async fn lock_matchmaking(&self) -> Result<MatchmakingGuard<'_>, EngineError> {
         let local = self.inner.matchmaking.lock().await;
         let shared = self.broker().lock_matchmaking().await.map_err(broker_failed)?;
         self.broker().barrier().await;
@@ -69,7 +68,7 @@ impl Engine {
         conn: Arc<Connection>,
         max_members: Option<u32>,
         reply_id: Option<u64>,
-    ) -> Result<Arc<str>, ErrorBody> {
+    ) -> Result<Arc<str>, EngineError> {
         let n = match_size(max_members)?;
         let guard = self.lock_matchmaking().await?;
         let result = self.match_room_locked(conn, n, reply_id).await;
@@ -82,7 +81,7 @@ impl Engine {
         conn: Arc<Connection>,
         n: u32,
         reply_id: Option<u64>,
-    ) -> Result<Arc<str>, ErrorBody> {
+    ) -> Result<Arc<str>, EngineError> {
         let mode = JoinMode::Match { max_members: n };
         for candidate in self.match_candidates(n).await {
             if let Ok((id, _)) = self.join_with(conn.clone(), &candidate.id, Some(Role::Member), mode, reply_id).await {
@@ -95,7 +94,7 @@ impl Engine {
 
     /// `POST /api/match`: like `match`, but holds the seat for the grace
     /// period until the user joins over a socket.
-    pub async fn match_reserve(&self, user: &User, max_members: Option<u32>) -> Result<Matched, ErrorBody> {
+    pub async fn match_reserve(&self, user: &User, max_members: Option<u32>) -> Result<Matched, EngineError> {
         let n = match_size(max_members)?;
         let guard = self.lock_matchmaking().await?;
         let result = self.match_reserve_locked(user, n).await;
@@ -103,7 +102,7 @@ impl Engine {
         result
     }
 
-    async fn match_reserve_locked(&self, user: &User, n: u32) -> Result<Matched, ErrorBody> {
+    async fn match_reserve_locked(&self, user: &User, n: u32) -> Result<Matched, EngineError> {
         let reserve = || Command::Reserve { user: user.clone(), max_members: n };
         for candidate in self.match_candidates(n).await {
             if let Ok((_, outcome)) = self.ask(&candidate.id, reserve(), Via::Local(None)).await {

@@ -15,7 +15,7 @@ pub mod command;
 pub mod connection;
 mod directory;
 mod edge;
-mod errors;
+pub mod errors;
 mod failover;
 mod matchmaking;
 pub mod metrics;

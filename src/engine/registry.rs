@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use app::api::{ChatPage, CreateRoom, PatchRoom};
 use app::delta::RoomDelta;
-use app::error::{ErrorBody, ErrorCode};
 use app::ids::{CODE_ALPHABET, CODE_LEN, code_from_indices, is_valid_room_id, room_key};
 use app::model::{DeleteReason, Role, RoomMetadata};
 use app::protocol::ServerEvent;
@@ -22,13 +21,13 @@ use serde_json::Value;
 use tokio::sync::{Mutex, mpsc, watch};
 use tokio::time::Instant;
 
-use super::broker::{Broker, BrokerError};
+use super::broker::{Broker, BrokerError, broker_failed};
 use super::clock::now_secs;
 use super::command::{Command, JoinMode, Outcome, Via};
 use super::connection::{Connection, User, frame};
 use super::directory::Directory;
 use super::edge::Edge;
-use super::errors::{broker_failed, not_found, storage_failed, unavailable};
+use super::errors::{EngineError, not_found, storage_failed, unavailable};
 use super::metrics::Metrics;
 use super::room::{RoomHandle, Shared, normalize_description, validate_seats};
 use super::settings::EngineSettings;
@@ -195,7 +194,7 @@ impl Engine {
     /// Where room `id` lives. A room this server has not heard of yet (its
     /// creation may still be on the way) is looked up in the shared store
     /// before the answer is `not_found`.
-    async fn target(&self, id: &str) -> Result<Target, ErrorBody> {
+    async fn target(&self, id: &str) -> Result<Target, EngineError> {
         let key = room_key(id);
         if let Some(target) = self.known(&key) {
             return Ok(target);
@@ -207,7 +206,7 @@ impl Engine {
     }
 
     /// Reads a room another server owns from the shared store and follows it.
-    async fn locate(&self, key: &str) -> Result<Option<Target>, ErrorBody> {
+    async fn locate(&self, key: &str) -> Result<Option<Target>, EngineError> {
         let owner = self.broker().owners(&[key.to_string()]).await.map_err(broker_failed)?.pop().flatten();
         let Some(owner) = owner.filter(|o| **o != **self.broker().node()) else { return Ok(None) };
         let Some(stored) = self.inner.shared.storage.load_room(key).await.map_err(storage_failed)? else {
@@ -234,7 +233,7 @@ impl Engine {
     /// command waits for the room's next owner (up to `failover_wait`) and
     /// goes there if it had not reached the dead one or is repeatable; else
     /// the answer is `unavailable`.
-    pub(super) async fn ask(&self, id: &str, cmd: Command, via: Via) -> Result<(Arc<str>, Outcome), ErrorBody> {
+    pub(super) async fn ask(&self, id: &str, cmd: Command, via: Via) -> Result<(Arc<str>, Outcome), EngineError> {
         let deadline = Instant::now() + self.failover_wait();
         loop {
             let remote = match self.target(id).await? {
@@ -266,7 +265,7 @@ impl Engine {
         &self,
         room: &RemoteRoom,
         cmd: Command,
-    ) -> Result<Result<Outcome, ErrorBody>, Result<NoAnswer, BrokerError>> {
+    ) -> Result<Result<Outcome, EngineError>, Result<NoAnswer, BrokerError>> {
         if self.is_dead(&room.owner) {
             return Err(Ok(NoAnswer::Unsent));
         }
@@ -310,7 +309,7 @@ impl Engine {
 
     /// Runs a command on a room task of this server; a room it deletes
     /// leaves the registry.
-    pub(super) async fn ask_local(&self, handle: &RoomHandle, cmd: Command, via: Via) -> Result<Outcome, ErrorBody> {
+    pub(super) async fn ask_local(&self, handle: &RoomHandle, cmd: Command, via: Via) -> Result<Outcome, EngineError> {
         let deleting = matches!(cmd, Command::Delete { .. });
         let outcome = handle.ask(cmd, via).await?;
         if deleting {
@@ -331,7 +330,7 @@ impl Engine {
 
     /// A room's metadata: from its task when owned here, else as the
     /// owner last announced it (no request to the owner).
-    pub async fn get_room(&self, id: &str) -> Result<RoomMetadata, ErrorBody> {
+    pub async fn get_room(&self, id: &str) -> Result<RoomMetadata, EngineError> {
         match self.target(id).await? {
             Target::Local(h) => h.ask(Command::Get, Via::Local(None)).await?.meta(),
             Target::Remote(_) => self.inner.shared.directory.get(room_key(id)).await.ok_or_else(|| not_found(id)),
@@ -357,7 +356,7 @@ impl Engine {
     /// Makes space for one more room: evicts the least recently active room
     /// this server owns that has no connections and is neither default nor
     /// locked.
-    async fn make_space(&self) -> Result<(), ErrorBody> {
+    async fn make_space(&self) -> Result<(), EngineError> {
         if self.inner.rooms.len() + self.inner.remote.len() < self.settings().max_rooms {
             return Ok(());
         }
@@ -377,7 +376,7 @@ impl Engine {
                 return Ok(());
             }
         }
-        Err(ErrorBody::new(ErrorCode::Capacity, "the server holds as many rooms as it may and none can be evicted"))
+        Err(EngineError::capacity("the server holds as many rooms as it may and none can be evicted"))
     }
 
     /// Drops a deleted room from the registry.
@@ -391,14 +390,11 @@ impl Engine {
     }
 
     /// Creates a room with `user` as host.
-    pub async fn create_room(&self, user: &User, req: CreateRoom) -> Result<RoomMetadata, ErrorBody> {
+    pub async fn create_room(&self, user: &User, req: CreateRoom) -> Result<RoomMetadata, EngineError> {
         if let Some(id) = &req.id
             && !is_valid_room_id(id)
         {
-            return Err(ErrorBody::new(
-                ErrorCode::BadRequest,
-                "field `id` must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
-            ));
+            return Err(EngineError::bad_request("field `id` must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"));
         }
         let description = normalize_description(req.description)?;
         let max_members = req.max_members.unwrap_or(0);
@@ -409,7 +405,7 @@ impl Engine {
         let id = match req.id {
             Some(id) => {
                 if let Some(existing) = self.resolve(&id).await {
-                    return Err(ErrorBody::new(ErrorCode::Conflict, format!("room {existing} exists")));
+                    return Err(EngineError::conflict(format!("room {existing} exists")));
                 }
                 id
             }
@@ -417,7 +413,7 @@ impl Engine {
         };
         self.make_space().await?;
         if !self.broker().claim(&room_key(&id)).await.map_err(broker_failed)? {
-            return Err(ErrorBody::new(ErrorCode::Conflict, format!("room {id} exists")));
+            return Err(EngineError::conflict(format!("room {id} exists")));
         }
         let now = now_secs();
         let mut meta = RoomMetadata::new(id, now);
@@ -440,12 +436,12 @@ impl Engine {
         Ok(meta)
     }
 
-    pub async fn patch_room(&self, user: &User, id: &str, patch: PatchRoom) -> Result<RoomMetadata, ErrorBody> {
+    pub async fn patch_room(&self, user: &User, id: &str, patch: PatchRoom) -> Result<RoomMetadata, EngineError> {
         self.ask(id, Command::Patch { user: user.clone(), patch }, Via::Local(None)).await?.1.meta()
     }
 
     /// Deletes a room: `user` must be its host; `None` is the server itself.
-    pub async fn delete_room(&self, user: Option<&User>, id: &str, reason: DeleteReason) -> Result<(), ErrorBody> {
+    pub async fn delete_room(&self, user: Option<&User>, id: &str, reason: DeleteReason) -> Result<(), EngineError> {
         let _registry = self.inner.registry.lock().await;
         let (id, _) = self.ask(id, Command::Delete { user: user.cloned(), reason }, Via::Local(None)).await?;
         tracing::info!(room = %id, reason = reason.as_str(), "room deleted");
@@ -453,7 +449,7 @@ impl Engine {
     }
 
     /// Makes `id` the default room (or none), moving the flag off the old one.
-    pub async fn set_default_room(&self, id: Option<&str>) -> Result<Option<RoomMetadata>, ErrorBody> {
+    pub async fn set_default_room(&self, id: Option<&str>) -> Result<Option<RoomMetadata>, EngineError> {
         let _registry = self.inner.registry.lock().await;
         let new = match id {
             Some(id) => Some(self.target(id).await?.id().clone()),
@@ -495,7 +491,7 @@ impl Engine {
         id: &str,
         role: Option<Role>,
         reply_id: Option<u64>,
-    ) -> Result<Arc<str>, ErrorBody> {
+    ) -> Result<Arc<str>, EngineError> {
         self.join_with(conn, id, role, JoinMode::Normal, reply_id).await.map(|(id, _)| id)
     }
 
@@ -508,7 +504,7 @@ impl Engine {
         role: Option<Role>,
         mode: JoinMode,
         reply_id: Option<u64>,
-    ) -> Result<(Arc<str>, Role), ErrorBody> {
+    ) -> Result<(Arc<str>, Role), EngineError> {
         let cmd = Command::Join { sid: conn.sid.clone(), user: conn.user.clone(), role, mode, reply_id };
         let key = room_key(id);
         let remote = matches!(self.target(id).await?, Target::Remote(_));
@@ -527,7 +523,7 @@ impl Engine {
     /// elsewhere stops receiving its events and its presence record goes
     /// first, so that a server taking the room over meanwhile does not
     /// bring it back.
-    pub async fn leave_room(&self, sid: Arc<str>, id: &str) -> Result<(), ErrorBody> {
+    pub async fn leave_room(&self, sid: Arc<str>, id: &str) -> Result<(), EngineError> {
         let key = room_key(id);
         if self.inner.edge.holds(&key, &sid) {
             self.inner.edge.leave(self.broker(), &key, &sid).await;
@@ -543,25 +539,25 @@ impl Engine {
         conn: Arc<Connection>,
         id: &str,
         event: app::protocol::ClientEvent,
-    ) -> Result<Value, ErrorBody> {
+    ) -> Result<Value, EngineError> {
         let cmd = Command::Event { sid: conn.sid.clone(), user: conn.user.clone(), event };
         self.ask(id, cmd, Via::Local(None)).await?.1.value()
     }
 
     /// Appends frames (raw JSON texts) to a room; returns the frame count.
-    pub async fn append_frames(&self, user: &User, id: &str, frames: Vec<String>) -> Result<u64, ErrorBody> {
+    pub async fn append_frames(&self, user: &User, id: &str, frames: Vec<String>) -> Result<u64, EngineError> {
         self.ask(id, Command::AppendFrames { user: user.clone(), frames }, Via::Local(None)).await?.1.count()
     }
 
     /// A page of frames as raw JSON texts.
-    pub async fn frames(&self, id: &str, offset: u64, limit: u64) -> Result<(Vec<String>, u64), ErrorBody> {
+    pub async fn frames(&self, id: &str, offset: u64, limit: u64) -> Result<(Vec<String>, u64), EngineError> {
         let room = self.get_room(id).await?;
         let limit = limit.min(MAX_FRAMES_PER_PAGE);
         let frames = self.inner.shared.storage.frames(&room.id, offset, limit).await.map_err(storage_failed)?;
         Ok((frames, room.frame_count))
     }
 
-    pub async fn chat_page(&self, id: &str, before: Option<u64>, limit: u64) -> Result<ChatPage, ErrorBody> {
+    pub async fn chat_page(&self, id: &str, before: Option<u64>, limit: u64) -> Result<ChatPage, EngineError> {
         let room = self.get_room(id).await?;
         let limit = limit.min(MAX_CHAT_PER_PAGE);
         let messages = self.inner.shared.storage.chat_page(&room.id, before, limit).await.map_err(storage_failed)?;

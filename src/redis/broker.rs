@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use app::error::ErrorBody;
 use async_trait::async_trait;
 use dashmap::DashMap;
 use rand::Rng;
@@ -38,6 +37,7 @@ use super::wire::{NodeMsg, OverviewMsg, RoomMsg, encode};
 use crate::engine::broker::{Audience, Broker, BrokerError, BrokerResult, HeldLock, Inbound, Nodes, PresenceRecord};
 use crate::engine::command::{Command, Outcome};
 use crate::engine::connection::Frame;
+use crate::engine::errors::EngineError;
 use crate::engine::storage::StoredRoom;
 
 #[derive(Clone, Debug)]
@@ -299,7 +299,7 @@ impl Broker for RedisBroker {
         Ok(entries.into_iter().filter_map(|(sid, e)| Some((sid, serde_json::from_str(&e).ok()?))).collect())
     }
 
-    async fn request(&self, node: &str, room: &str, cmd: Command) -> BrokerResult<Result<Outcome, ErrorBody>> {
+    async fn request(&self, node: &str, room: &str, cmd: Command) -> BrokerResult<Result<Outcome, EngineError>> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (done, wait) = oneshot::channel();
         self.inner.pending.insert(id, done);
@@ -323,7 +323,7 @@ impl Broker for RedisBroker {
         }
     }
 
-    fn respond(&self, to: &str, id: u64, result: Result<Outcome, ErrorBody>) {
+    fn respond(&self, to: &str, id: u64, result: Result<Outcome, EngineError>) {
         let msg = NodeMsg::Reply { id, result };
         self.send(Outgoing::Publish { channel: self.keys().node_channel(to), message: encode(&msg, b"") });
     }

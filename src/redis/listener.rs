@@ -8,7 +8,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use app::error::ErrorBody;
 use dashmap::DashMap;
 use futures::StreamExt;
 use rand::Rng;
@@ -19,13 +18,14 @@ use super::keys::Keys;
 use super::wire::{NodeMsg, OverviewMsg, RoomMsg, decode};
 use crate::engine::broker::{Inbound, RoomEvent, Target};
 use crate::engine::command::Outcome;
+use crate::engine::errors::EngineError;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long a new subscription waits for a lost connection to come back.
 const SUBSCRIBE_WAIT: Duration = Duration::from_secs(5);
 
 /// Requests of this server waiting for their replies, by request id.
-pub(super) type Pending = DashMap<u64, oneshot::Sender<Result<Outcome, ErrorBody>>>;
+pub(super) type Pending = DashMap<u64, oneshot::Sender<Result<Outcome, EngineError>>>;
 
 /// The subscriber connection and what it follows.
 pub(super) struct Subscriber {

@@ -3,12 +3,12 @@
 //! client frame, passed on untouched). serde_json never writes a raw
 //! newline, so the first newline ends the header.
 
-use app::error::ErrorBody;
 use app::model::RoomMetadata;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::command::{Command, Outcome};
+use crate::engine::errors::EngineError;
 
 /// On the overview channel: what every server's room list needs.
 #[derive(Debug, Serialize, Deserialize)]
@@ -47,7 +47,7 @@ pub struct RoomMsg {
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum NodeMsg {
     Request { id: u64, from: String, room: String, cmd: Box<Command> },
-    Reply { id: u64, result: Result<Outcome, ErrorBody> },
+    Reply { id: u64, result: Result<Outcome, EngineError> },
 }
 
 pub fn encode<H: Serialize>(header: &H, payload: &[u8]) -> Vec<u8> {

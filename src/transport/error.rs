@@ -1,5 +1,6 @@
-//! REST errors: `{"error":{"code","message"}}` with the status of the code,
-//! and a JSON extractor whose rejections use the same shape.
+//! The one place where the engine's typed errors become the protocol's
+//! error codes; REST errors: `{"error":{"code","message"}}` with the status
+//! of the code, and a JSON extractor whose rejections use the same shape.
 
 use app::error::{ErrorBody, ErrorCode, ErrorResponse};
 use axum::extract::rejection::JsonRejection;
@@ -7,6 +8,27 @@ use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
+
+use crate::engine::errors::EngineError;
+
+/// An engine error as the protocol writes it (REST bodies, WebSocket
+/// replies and `error` events alike).
+pub fn error_body(e: EngineError) -> ErrorBody {
+    let (code, message, retry_after_ms) = match e {
+        EngineError::BadRequest { message } => (ErrorCode::BadRequest, message, None),
+        EngineError::Forbidden { message } => (ErrorCode::Forbidden, message, None),
+        EngineError::NotFound { message } => (ErrorCode::NotFound, message, None),
+        EngineError::Conflict { message } => (ErrorCode::Conflict, message, None),
+        EngineError::TooLarge { message } => (ErrorCode::TooLarge, message, None),
+        EngineError::Locked { message } => (ErrorCode::Locked, message, None),
+        EngineError::Full { message } => (ErrorCode::Full, message, None),
+        EngineError::RateLimited { message, retry_after_ms } => (ErrorCode::RateLimited, message, Some(retry_after_ms)),
+        EngineError::Capacity { message } => (ErrorCode::Capacity, message, None),
+        EngineError::Unavailable { message, retry_after_ms } => (ErrorCode::Unavailable, message, Some(retry_after_ms)),
+        EngineError::Internal { message } => (ErrorCode::Internal, message, None),
+    };
+    ErrorBody { code, message, retry_after_ms }
+}
 
 #[derive(Debug)]
 pub struct ApiError(pub ErrorBody);
@@ -20,6 +42,12 @@ impl ApiError {
 impl From<ErrorBody> for ApiError {
     fn from(e: ErrorBody) -> Self {
         ApiError(e)
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        ApiError(error_body(e))
     }
 }
 

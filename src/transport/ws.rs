@@ -30,6 +30,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Message, handshake::derive_accept_key};
 
 use super::auth::cookie_token;
+use super::error::error_body;
 use super::rate_limit::TokenBucket;
 use super::state::AppState;
 use crate::engine::Engine;
@@ -442,7 +443,7 @@ impl Reader {
                         self.rooms.insert(key, canonical);
                         Outcome::Replied
                     }
-                    Err(e) => Outcome::Failed(e),
+                    Err(e) => Outcome::Failed(error_body(e)),
                 }
             }
             ClientEvent::LeaveRoom(r) => {
@@ -452,7 +453,7 @@ impl Reader {
                 }
                 match self.engine.leave_room(sid, &r.room_id).await {
                     Ok(()) => Outcome::Done(json!({})),
-                    Err(e) => Outcome::Failed(e),
+                    Err(e) => Outcome::Failed(error_body(e)),
                 }
             }
             ClientEvent::Match(m) => {
@@ -464,7 +465,7 @@ impl Reader {
                         self.rooms.insert(room_key(&canonical), canonical);
                         Outcome::Replied
                     }
-                    Err(e) => Outcome::Failed(e),
+                    Err(e) => Outcome::Failed(error_body(e)),
                 }
             }
             other => {
@@ -478,11 +479,11 @@ impl Reader {
                 match self.engine.room_event(self.conn.clone(), &room, other).await {
                     Ok(data) => Outcome::Done(data),
                     Err(e) => {
-                        if e.code == ErrorCode::NotFound && self.engine.resolve(&room).await.is_none() {
+                        if e.is_not_found() && self.engine.resolve(&room).await.is_none() {
                             // The room is gone; so is this connection's place in it.
                             self.rooms.remove(&key);
                         }
-                        Outcome::Failed(e)
+                        Outcome::Failed(error_body(e))
                     }
                 }
             }

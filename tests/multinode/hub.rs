@@ -15,17 +15,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use app::error::ErrorBody;
 use async_trait::async_trait;
 use roomcast::engine::broker::{
     Audience, Broker, BrokerError, BrokerResult, HeldLock, Inbound, Nodes, PresenceRecord, RoomEvent, Target,
 };
 use roomcast::engine::command::{Command, Outcome};
 use roomcast::engine::connection::Frame;
+use roomcast::engine::errors::EngineError;
 use roomcast::engine::storage::{Storage, StoredRoom};
 use tokio::sync::{mpsc, oneshot};
 
-type Reply = oneshot::Sender<Result<Outcome, ErrorBody>>;
+type Reply = oneshot::Sender<Result<Outcome, EngineError>>;
 
 /// How a node's inbound is delivered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -379,7 +379,7 @@ impl Broker for MemoryBroker {
             .unwrap_or_default())
     }
 
-    async fn request(&self, node: &str, room: &str, cmd: Command) -> BrokerResult<Result<Outcome, ErrorBody>> {
+    async fn request(&self, node: &str, room: &str, cmd: Command) -> BrokerResult<Result<Outcome, EngineError>> {
         let id = self.hub.next.fetch_add(1, Ordering::Relaxed);
         let (done, wait) = oneshot::channel();
         {
@@ -405,7 +405,7 @@ impl Broker for MemoryBroker {
         }
     }
 
-    fn respond(&self, _to: &str, id: u64, result: Result<Outcome, ErrorBody>) {
+    fn respond(&self, _to: &str, id: u64, result: Result<Outcome, EngineError>) {
         let mut state = self.hub.lock();
         if !state.nodes.get(&*self.node).is_some_and(|n| n.alive) {
             return;

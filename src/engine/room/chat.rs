@@ -3,7 +3,7 @@
 use super::*;
 
 impl RoomActor {
-    pub(super) async fn recent_chat(&mut self) -> Result<Vec<ChatMessage>, ErrorBody> {
+    pub(super) async fn recent_chat(&mut self) -> Result<Vec<ChatMessage>, EngineError> {
         if self.chat.is_none() {
             let storage = &self.shared.storage;
             let recent = storage.chat_page(&self.meta.id, None, RECENT_CHAT as u64).await.map_err(storage_failed)?;
@@ -14,7 +14,7 @@ impl RoomActor {
     }
 
     /// Applies the per-user chat rate limit.
-    pub(super) fn chat_allowed(&mut self, user: &Arc<str>) -> Result<(), ErrorBody> {
+    pub(super) fn chat_allowed(&mut self, user: &Arc<str>) -> Result<(), EngineError> {
         let (max, window) = (self.settings().chat_burst, self.settings().chat_window);
         let sent = self.chat_rate.entry(user.clone()).or_default();
         while sent.front().is_some_and(|t| t.elapsed() >= window) {
@@ -22,20 +22,18 @@ impl RoomActor {
         }
         if sent.len() >= max {
             let wait = sent.front().map_or(window, |t| window.saturating_sub(t.elapsed()));
-            let mut e = err(ErrorCode::RateLimited, format!("at most {max} messages per {} s", window.as_secs()));
-            e.retry_after_ms = Some(wait.as_millis().max(1) as u64);
-            return Err(e);
+            return Err(EngineError::rate_limited(format!("at most {max} messages per {} s", window.as_secs()), wait));
         }
         sent.push_back(Instant::now());
         Ok(())
     }
 
-    pub(super) async fn chat_send(&mut self, conn: &Member, text: String) -> Result<Value, ErrorBody> {
+    pub(super) async fn chat_send(&mut self, conn: &Member, text: String) -> Result<Value, EngineError> {
         let text = validate_chat_text(&text)?;
         self.chat_allowed(&conn.user.id)?;
         self.recent_chat().await?;
         let Some((recent, last)) = self.chat.as_mut() else {
-            return Err(err(ErrorCode::Internal, "chat history unavailable"));
+            return Err(EngineError::internal("chat history unavailable"));
         };
         let message = ChatMessage {
             id: *last + 1,
@@ -57,15 +55,15 @@ impl RoomActor {
         Ok(serde_json::to_value(ChatReply { message }).unwrap_or_default())
     }
 
-    pub(super) async fn chat_edit(&mut self, conn: &Member, id: u64, text: String) -> Result<Value, ErrorBody> {
+    pub(super) async fn chat_edit(&mut self, conn: &Member, id: u64, text: String) -> Result<Value, EngineError> {
         let text = validate_chat_text(&text)?;
         self.recent_chat().await?;
         let stored = self.shared.storage.chat_message(&self.meta.id, id).await.map_err(storage_failed)?;
         let Some(mut message) = stored else {
-            return Err(err(ErrorCode::NotFound, format!("no message {id}")));
+            return Err(EngineError::not_found(format!("no message {id}")));
         };
         if message.user_id != *conn.user.id {
-            return Err(err(ErrorCode::Forbidden, "you can only edit your own messages"));
+            return Err(EngineError::forbidden("you can only edit your own messages"));
         }
         message.text = text;
         message.edited_at = Some(now_secs());
@@ -84,14 +82,14 @@ impl RoomActor {
 
 pub const MAX_CHAT_CHARS: usize = 2000;
 
-fn validate_chat_text(text: &str) -> Result<String, ErrorBody> {
+fn validate_chat_text(text: &str) -> Result<String, EngineError> {
     let text = text.trim();
     let n = text.chars().count();
     if n == 0 {
-        return Err(err(ErrorCode::BadRequest, "field `text` is empty"));
+        return Err(EngineError::bad_request("field `text` is empty"));
     }
     if n > MAX_CHAT_CHARS {
-        return Err(err(ErrorCode::TooLarge, format!("field `text` is longer than {MAX_CHAT_CHARS} characters")));
+        return Err(EngineError::too_large(format!("field `text` is longer than {MAX_CHAT_CHARS} characters")));
     }
     Ok(text.to_string())
 }

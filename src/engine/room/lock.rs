@@ -4,10 +4,10 @@
 use super::*;
 
 impl RoomActor {
-    pub(super) fn lock_ttl(&self, ttl: Option<u32>) -> Result<Duration, ErrorBody> {
+    pub(super) fn lock_ttl(&self, ttl: Option<u32>) -> Result<Duration, EngineError> {
         let ttl = ttl.unwrap_or(self.settings().default_lock_ttl);
         if !(1..=300).contains(&ttl) {
-            return Err(err(ErrorCode::BadRequest, "field `ttlSeconds` must be 1 to 300"));
+            return Err(EngineError::bad_request("field `ttlSeconds` must be 1 to 300"));
         }
         Ok(Duration::from_secs(ttl as u64))
     }
@@ -17,11 +17,11 @@ impl RoomActor {
         serde_json::to_value(LockReply { expires_at }).unwrap_or_default()
     }
 
-    pub(super) fn own_lock(&self, user: &User) -> Result<(), ErrorBody> {
+    pub(super) fn own_lock(&self, user: &User) -> Result<(), EngineError> {
         match &self.lock {
             Some(l) if l.user_id == user.id => Ok(()),
-            Some(_) => Err(err(ErrorCode::Locked, "another user holds the lock")),
-            None => Err(err(ErrorCode::NotFound, "the room is not temporarily locked")),
+            Some(_) => Err(EngineError::locked("another user holds the lock")),
+            None => Err(EngineError::not_found("the room is not temporarily locked")),
         }
     }
 
@@ -30,9 +30,9 @@ impl RoomActor {
         conn: &Member,
         msg: Option<String>,
         ttl: Option<u32>,
-    ) -> Result<Value, ErrorBody> {
+    ) -> Result<Value, EngineError> {
         if self.meta.locked {
-            return Err(err(ErrorCode::Locked, "the room is locked"));
+            return Err(EngineError::locked("the room is locked"));
         }
         let ttl = self.lock_ttl(ttl)?;
         let msg = validate_lock_msg(msg)?;
@@ -40,7 +40,7 @@ impl RoomActor {
             && l.user_id != conn.user.id
         {
             let by = self.meta.metadata_locked.as_ref().map(|l| l.user_name.clone()).unwrap_or_default();
-            return Err(err(ErrorCode::Locked, format!("{by} holds the lock")));
+            return Err(EngineError::locked(format!("{by} holds the lock")));
         }
         let held = self.lock.is_some();
         let mut next = self.meta.clone();
@@ -65,7 +65,7 @@ impl RoomActor {
         Ok(self.lock_reply())
     }
 
-    pub(super) fn lock_refresh(&mut self, user: &User, ttl: Option<u32>) -> Result<Value, ErrorBody> {
+    pub(super) fn lock_refresh(&mut self, user: &User, ttl: Option<u32>) -> Result<Value, EngineError> {
         self.own_lock(user)?;
         let ttl = self.lock_ttl(ttl)?;
         if let Some(l) = &mut self.lock {
@@ -75,7 +75,7 @@ impl RoomActor {
         Ok(self.lock_reply())
     }
 
-    pub(super) async fn lock_msg(&mut self, user: &User, msg: String) -> Result<Value, ErrorBody> {
+    pub(super) async fn lock_msg(&mut self, user: &User, msg: String) -> Result<Value, EngineError> {
         self.own_lock(user)?;
         let msg = validate_lock_msg(Some(msg))?;
         let mut next = self.meta.clone();
@@ -86,7 +86,7 @@ impl RoomActor {
         Ok(json!({}))
     }
 
-    pub(super) async fn lock_release(&mut self, user: &User) -> Result<Value, ErrorBody> {
+    pub(super) async fn lock_release(&mut self, user: &User) -> Result<Value, EngineError> {
         self.own_lock(user)?;
         self.lock = None;
         let mut next = self.meta.clone();
@@ -98,11 +98,11 @@ impl RoomActor {
 
 const MAX_LOCK_MSG_CHARS: usize = 200;
 
-fn validate_lock_msg(msg: Option<String>) -> Result<Option<String>, ErrorBody> {
+fn validate_lock_msg(msg: Option<String>) -> Result<Option<String>, EngineError> {
     let Some(msg) = msg else { return Ok(None) };
     let msg = msg.trim();
     if msg.chars().count() > MAX_LOCK_MSG_CHARS {
-        return Err(err(ErrorCode::BadRequest, format!("field `msg` is longer than {MAX_LOCK_MSG_CHARS} characters")));
+        return Err(EngineError::bad_request(format!("field `msg` is longer than {MAX_LOCK_MSG_CHARS} characters")));
     }
     Ok((!msg.is_empty()).then(|| msg.to_string()))
 }

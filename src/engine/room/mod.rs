@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use app::api::PatchRoom;
 use app::delta::RoomDelta;
-use app::error::{ErrorBody, ErrorCode};
 use app::ids::MAX_DESCRIPTION_CHARS;
 use app::model::{ChatMessage, DeleteReason, LockMetadata, Presence, Role, RoomMetadata, RoomStatus};
 use app::protocol::{
@@ -29,7 +28,7 @@ use super::clock::now_secs;
 use super::command::{Command, JoinMode, Outcome, Via};
 use super::connection::{Connection, Frame, User, frame};
 use super::directory::Directory;
-use super::errors::{not_found, storage_failed};
+use super::errors::{EngineError, not_found, storage_failed};
 use super::metrics::Metrics;
 use super::presence::PresenceRecord;
 use super::settings::EngineSettings;
@@ -42,7 +41,7 @@ mod signal;
 mod takeover;
 mod timers;
 
-type Done<T> = oneshot::Sender<Result<T, ErrorBody>>;
+type Done<T> = oneshot::Sender<Result<T, EngineError>>;
 
 /// A command for the room task and where to answer it.
 pub(super) struct RoomCmd {
@@ -88,10 +87,6 @@ pub struct RoomHandle {
     tx: mpsc::Sender<RoomCmd>,
 }
 
-fn err(code: ErrorCode, message: impl Into<String>) -> ErrorBody {
-    ErrorBody::new(code, message)
-}
-
 impl RoomHandle {
     /// Starts the task owning `meta`.
     pub(super) fn spawn(meta: RoomMetadata, last_active: f64, shared: Arc<Shared>) -> RoomHandle {
@@ -122,7 +117,7 @@ impl RoomHandle {
 
     /// Sends a command and waits for its answer; a room that went away in
     /// between answers `not_found`.
-    pub(super) async fn ask(&self, cmd: Command, via: Via) -> Result<Outcome, ErrorBody> {
+    pub(super) async fn ask(&self, cmd: Command, via: Via) -> Result<Outcome, EngineError> {
         let (done, wait) = oneshot::channel();
         self.tx.send(RoomCmd { cmd, via, done }).await.map_err(|_| not_found(&self.id))?;
         wait.await.map_err(|_| not_found(&self.id))?
@@ -228,7 +223,7 @@ impl RoomActor {
                     Via::Local(Some(conn)) => Link::Local(conn),
                     Via::Node(node) => Link::Node(node),
                     Via::Local(None) => {
-                        let _ = done.send(Err(err(ErrorCode::Internal, "a join needs its connection")));
+                        let _ = done.send(Err(EngineError::internal("a join needs its connection")));
                         return false;
                     }
                 };
@@ -307,7 +302,7 @@ impl RoomActor {
 
     /// Makes `next` the room's state: persists it when `durable`, then
     /// announces the delta to the channel (but `skip`) and the directory.
-    async fn commit(&mut self, mut next: RoomMetadata, durable: bool, skip: Option<&str>) -> Result<(), ErrorBody> {
+    async fn commit(&mut self, mut next: RoomMetadata, durable: bool, skip: Option<&str>) -> Result<(), EngineError> {
         next.version = self.meta.version;
         if next == self.meta {
             return Ok(());
@@ -397,7 +392,7 @@ impl RoomActor {
     }
 
     /// The role a user gets on joining, or `full`.
-    fn role_for(&self, user: &User, wanted: Option<Role>, mode: JoinMode) -> Result<Role, ErrorBody> {
+    fn role_for(&self, user: &User, wanted: Option<Role>, mode: JoinMode) -> Result<Role, EngineError> {
         let seat = self.seats.get(&user.id);
         let has_member_seat = seat.is_some_and(|s| s.role == Role::Member);
         let seat_free = self.meta.max_members == 0 || self.seats_taken() < self.meta.max_members as usize;
@@ -412,7 +407,7 @@ impl RoomActor {
             return if open && (has_member_seat || seat_free) {
                 Ok(Role::Member)
             } else {
-                Err(err(ErrorCode::Full, "no free seat"))
+                Err(EngineError::full("no free seat"))
             };
         }
         if has_member_seat {
@@ -424,7 +419,7 @@ impl RoomActor {
         if self.meta.allow_spectators {
             Ok(Role::Spectator)
         } else {
-            Err(err(ErrorCode::Full, format!("room {} has no free seat and no spectators", self.meta.id)))
+            Err(EngineError::full(format!("room {} has no free seat and no spectators", self.meta.id)))
         }
     }
 
@@ -484,7 +479,7 @@ impl RoomActor {
         wanted: Option<Role>,
         mode: JoinMode,
         reply_id: Option<u64>,
-    ) -> Result<Role, ErrorBody> {
+    ) -> Result<Role, EngineError> {
         let sid = member.sid.clone();
         let user = member.user.clone();
         let role = self.role_for(&user, wanted, mode)?;
@@ -529,7 +524,7 @@ impl RoomActor {
         Ok(role)
     }
 
-    async fn reserve(&mut self, user: User, max_members: u32) -> Result<RoomMetadata, ErrorBody> {
+    async fn reserve(&mut self, user: User, max_members: u32) -> Result<RoomMetadata, EngineError> {
         self.role_for(&user, Some(Role::Member), JoinMode::Match { max_members })?;
         self.take_seat(&user, Role::Member, None);
         self.touch();
@@ -553,7 +548,7 @@ impl RoomActor {
         true
     }
 
-    async fn leave(&mut self, sid: &Arc<str>) -> Result<(), ErrorBody> {
+    async fn leave(&mut self, sid: &Arc<str>) -> Result<(), EngineError> {
         if !self.drop_connection(sid) {
             return Ok(());
         }
@@ -587,7 +582,7 @@ impl RoomActor {
     }
 
     /// A server died: its connections leave, with what they held.
-    async fn node_gone(&mut self, node: &str) -> Result<(), ErrorBody> {
+    async fn node_gone(&mut self, node: &str) -> Result<(), EngineError> {
         let gone: Vec<Arc<str>> = self
             .present
             .iter()
@@ -600,9 +595,9 @@ impl RoomActor {
         Ok(())
     }
 
-    async fn patch(&mut self, user: &User, patch: PatchRoom) -> Result<RoomMetadata, ErrorBody> {
+    async fn patch(&mut self, user: &User, patch: PatchRoom) -> Result<RoomMetadata, EngineError> {
         if !self.is_host(user) {
-            return Err(err(ErrorCode::Forbidden, "only the host may change the room"));
+            return Err(EngineError::forbidden("only the host may change the room"));
         }
         let only_hidden = patch.description.is_none()
             && patch.locked.is_none()
@@ -610,7 +605,7 @@ impl RoomActor {
             && patch.min_members.is_none()
             && patch.allow_spectators.is_none();
         if self.meta.locked && !only_hidden {
-            return Err(err(ErrorCode::Locked, "the room is locked; only `hidden` may change"));
+            return Err(EngineError::locked("the room is locked; only `hidden` may change"));
         }
         let mut next = self.meta.clone();
         if let Some(description) = patch.description {
@@ -621,7 +616,7 @@ impl RoomActor {
         }
         if let Some(locked) = patch.locked {
             if !locked {
-                return Err(err(ErrorCode::BadRequest, "field `locked` can only be set to true"));
+                return Err(EngineError::bad_request("field `locked` can only be set to true"));
             }
             next.locked = true;
             // A permanent lock ends the temporary one.
@@ -647,21 +642,21 @@ impl RoomActor {
         !self.pinned() && self.last_active.elapsed() >= self.settings().room_idle
     }
 
-    async fn delete(&mut self, user: Option<&User>, reason: DeleteReason) -> Result<(), ErrorBody> {
+    async fn delete(&mut self, user: Option<&User>, reason: DeleteReason) -> Result<(), EngineError> {
         match (user, reason) {
             (Some(user), _) => {
                 if !self.is_host(user) {
-                    return Err(err(ErrorCode::Forbidden, "only the host may delete the room"));
+                    return Err(EngineError::forbidden("only the host may delete the room"));
                 }
                 if self.meta.locked {
-                    return Err(err(ErrorCode::Locked, "the room is locked and cannot be deleted"));
+                    return Err(EngineError::locked("the room is locked and cannot be deleted"));
                 }
             }
             (None, DeleteReason::Inactivity) if !self.idle_expired() => {
-                return Err(err(ErrorCode::Conflict, "the room saw activity"));
+                return Err(EngineError::conflict("the room saw activity"));
             }
             (None, DeleteReason::Evicted) if !self.present.is_empty() || self.pinned() => {
-                return Err(err(ErrorCode::Conflict, "the room is in use"));
+                return Err(EngineError::conflict("the room is in use"));
             }
             (None, _) => {}
         }
@@ -679,15 +674,15 @@ impl RoomActor {
         Ok(())
     }
 
-    async fn append_frames(&mut self, user: &User, frames: Vec<String>) -> Result<u64, ErrorBody> {
+    async fn append_frames(&mut self, user: &User, frames: Vec<String>) -> Result<u64, EngineError> {
         if self.meta.locked {
-            return Err(err(ErrorCode::Locked, "the room is locked"));
+            return Err(EngineError::locked("the room is locked"));
         }
         if let Some(lock) = &self.lock
             && lock.user_id != user.id
         {
             let by = self.meta.metadata_locked.as_ref().map(|l| l.user_name.clone()).unwrap_or_default();
-            return Err(err(ErrorCode::Locked, format!("the room is temporarily locked by {by}")));
+            return Err(EngineError::locked(format!("the room is temporarily locked by {by}")));
         }
         self.touch();
         let mut next = self.meta.clone();
@@ -700,9 +695,9 @@ impl RoomActor {
     }
 
     /// Room events of a connection in the channel.
-    async fn event(&mut self, sid: &str, event: ClientEvent) -> Result<Value, ErrorBody> {
+    async fn event(&mut self, sid: &str, event: ClientEvent) -> Result<Value, EngineError> {
         let Some(p) = self.present.get(sid) else {
-            return Err(err(ErrorCode::Forbidden, format!("join room:{} first", self.meta.id)));
+            return Err(EngineError::forbidden(format!("join room:{} first", self.meta.id)));
         };
         let member = p.member.clone();
         let conn = &member;
@@ -722,27 +717,27 @@ impl RoomActor {
             ClientEvent::ChatSend(e) => self.chat_send(conn, e.text).await,
             ClientEvent::ChatEdit(e) => self.chat_edit(conn, e.message_id, e.text).await,
             ClientEvent::Signal(e) => self.signal(&conn.sid, &e.to, e.kind, e.payload),
-            other => Err(err(ErrorCode::BadRequest, format!("`{}` is not a room event", other.name()))),
+            other => Err(EngineError::bad_request(format!("`{}` is not a room event", other.name()))),
         }
     }
 
-    async fn set_status(&mut self, user: &User, status: RoomStatus) -> Result<Value, ErrorBody> {
+    async fn set_status(&mut self, user: &User, status: RoomStatus) -> Result<Value, EngineError> {
         if !self.is_host(user) {
-            return Err(err(ErrorCode::Forbidden, "only the host may start or finish the room"));
+            return Err(EngineError::forbidden("only the host may start or finish the room"));
         }
         let current = self.meta.status;
         match status {
             RoomStatus::Active if current == RoomStatus::Active => {
-                return Err(err(ErrorCode::Conflict, "the room is already active"));
+                return Err(EngineError::conflict("the room is already active"));
             }
             RoomStatus::Active if self.meta.member_count < self.meta.min_members => {
-                return Err(err(
-                    ErrorCode::Conflict,
-                    format!("{} members needed to start, {} present", self.meta.min_members, self.meta.member_count),
-                ));
+                return Err(EngineError::conflict(format!(
+                    "{} members needed to start, {} present",
+                    self.meta.min_members, self.meta.member_count
+                )));
             }
             RoomStatus::Finished if current != RoomStatus::Active => {
-                return Err(err(ErrorCode::Conflict, "only an active room can finish"));
+                return Err(EngineError::conflict("only an active room can finish"));
             }
             _ => {}
         }
@@ -754,26 +749,25 @@ impl RoomActor {
 }
 
 /// Trims a description; empty becomes none; over 500 characters is refused.
-pub(super) fn normalize_description(d: Option<String>) -> Result<Option<String>, ErrorBody> {
+pub(super) fn normalize_description(d: Option<String>) -> Result<Option<String>, EngineError> {
     let Some(d) = d else { return Ok(None) };
     let d = d.trim();
     if d.chars().count() > MAX_DESCRIPTION_CHARS {
-        return Err(err(
-            ErrorCode::BadRequest,
-            format!("field `description` is longer than {MAX_DESCRIPTION_CHARS} characters"),
-        ));
+        return Err(EngineError::bad_request(format!(
+            "field `description` is longer than {MAX_DESCRIPTION_CHARS} characters"
+        )));
     }
     Ok((!d.is_empty()).then(|| d.to_string()))
 }
 
 pub(super) const MAX_SEATS: u32 = 10_000;
 
-pub(super) fn validate_seats(max: u32, min: u32) -> Result<(), ErrorBody> {
+pub(super) fn validate_seats(max: u32, min: u32) -> Result<(), EngineError> {
     if max > MAX_SEATS {
-        return Err(err(ErrorCode::BadRequest, format!("field `maxMembers` is over {MAX_SEATS}")));
+        return Err(EngineError::bad_request(format!("field `maxMembers` is over {MAX_SEATS}")));
     }
     if max > 0 && min > max {
-        return Err(err(ErrorCode::BadRequest, "field `minMembers` is larger than `maxMembers`"));
+        return Err(EngineError::bad_request("field `minMembers` is larger than `maxMembers`"));
     }
     Ok(())
 }

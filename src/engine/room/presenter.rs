@@ -4,10 +4,10 @@
 use super::*;
 
 impl RoomActor {
-    pub(super) async fn presenter_request(&mut self, sid: &Arc<str>) -> Result<Value, ErrorBody> {
+    pub(super) async fn presenter_request(&mut self, sid: &Arc<str>) -> Result<Value, EngineError> {
         match self.meta.presenter_sid.as_deref() {
             Some(p) if p == &**sid => return Ok(json!({})),
-            Some(_) => return Err(err(ErrorCode::Conflict, "someone else is presenting")),
+            Some(_) => return Err(EngineError::conflict("someone else is presenting")),
             None => {}
         }
         let mut next = self.meta.clone();
@@ -16,9 +16,9 @@ impl RoomActor {
         Ok(json!({}))
     }
 
-    pub(super) async fn presenter_release(&mut self, sid: &Arc<str>) -> Result<Value, ErrorBody> {
+    pub(super) async fn presenter_release(&mut self, sid: &Arc<str>) -> Result<Value, EngineError> {
         if self.meta.presenter_sid.as_deref() != Some(&**sid) {
-            return Err(err(ErrorCode::Forbidden, "you are not presenting"));
+            return Err(EngineError::forbidden("you are not presenting"));
         }
         let mut next = self.meta.clone();
         next.presenter_sid = None;
@@ -27,15 +27,15 @@ impl RoomActor {
         Ok(json!({}))
     }
 
-    pub(super) fn frame_set(&mut self, sid: &Arc<str>, frame_index: u64) -> Result<Value, ErrorBody> {
+    pub(super) fn frame_set(&mut self, sid: &Arc<str>, frame_index: u64) -> Result<Value, EngineError> {
         if self.meta.presenter_sid.as_deref() != Some(&**sid) {
-            return Err(err(ErrorCode::Forbidden, "only the presenter sets the frame"));
+            return Err(EngineError::forbidden("only the presenter sets the frame"));
         }
         if frame_index >= self.meta.frame_count {
-            return Err(err(
-                ErrorCode::NotFound,
-                format!("no frame {frame_index}; the room has {}", self.meta.frame_count),
-            ));
+            return Err(EngineError::not_found(format!(
+                "no frame {frame_index}; the room has {}",
+                self.meta.frame_count
+            )));
         }
         self.presenter.frame = Some(frame_index);
         let interval = self.settings().frame_update_interval;

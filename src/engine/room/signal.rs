@@ -9,16 +9,16 @@ impl RoomActor {
         to: &str,
         kind: app::protocol::SignalKind,
         payload: Value,
-    ) -> Result<Value, ErrorBody> {
+    ) -> Result<Value, EngineError> {
         let size = serde_json::to_string(&payload).map(|s| s.len()).unwrap_or(usize::MAX);
         if size > self.settings().max_signal_bytes {
-            return Err(err(
-                ErrorCode::TooLarge,
-                format!("signal payload over {} bytes", self.settings().max_signal_bytes),
-            ));
+            return Err(EngineError::too_large(format!(
+                "signal payload over {} bytes",
+                self.settings().max_signal_bytes
+            )));
         }
         let Some(target) = self.present.get(to) else {
-            return Err(err(ErrorCode::NotFound, format!("no connection {to} in room {}", self.meta.id)));
+            return Err(EngineError::not_found(format!("no connection {to} in room {}", self.meta.id)));
         };
         let event =
             ServerEvent::Signal(SignalRelay { room_id: self.meta.id.clone(), from: from.to_string(), kind, payload });

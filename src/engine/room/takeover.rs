@@ -14,7 +14,7 @@ impl RoomActor {
         members: Vec<(Arc<str>, PresenceRecord)>,
         gone: Vec<Arc<str>>,
         is_default: bool,
-    ) -> Result<(), ErrorBody> {
+    ) -> Result<(), EngineError> {
         self.lock = None;
         self.presenter = Presenting::default();
         let mut next = self.meta.clone();
