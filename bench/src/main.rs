@@ -7,6 +7,7 @@
 //!   cargo run --release -p roomcast-bench -- fanout --subscribers 5000 --rate 100
 //!   cargo run --release -p roomcast-bench -- fanout --channel overview --subscribers 1000 --rate 0
 //!   cargo run --release -p roomcast-bench -- floor --subscribers 5000 --rate 5
+//!   cargo run --release -p roomcast-bench -- failover --redis-url redis://127.0.0.1:6379/0
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -21,6 +22,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
+mod failover;
 mod floor;
 mod subscriber;
 use subscriber::Subscriber;
@@ -53,6 +55,9 @@ enum Cmd {
     /// The machine's floor: the same load over plain loopback TCP with no
     /// server (one blocking write per delivery), to compare `fanout` with.
     Floor(floor::Floor),
+    /// SIGKILL one of two servers on Redis: time to a clean view, and the
+    /// answers to requests made meanwhile.
+    Failover(failover::Failover),
 }
 
 #[derive(Args)]
@@ -141,7 +146,12 @@ impl Drop for Spawned {
     }
 }
 
-async fn spawn_server(bin: Option<PathBuf>, redis: Option<(&str, &str)>, n: usize) -> (String, Spawned) {
+async fn spawn_server(
+    bin: Option<PathBuf>,
+    redis: Option<(&str, &str)>,
+    n: usize,
+    extra: &[&str],
+) -> (String, Spawned) {
     let bin = bin.unwrap_or_else(|| {
         let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
         PathBuf::from(target).join("release").join("roomcast")
@@ -157,6 +167,7 @@ async fn spawn_server(bin: Option<PathBuf>, redis: Option<(&str, &str)>, n: usiz
         .arg(dir.join("bench.db"))
         .args(["--rate-burst", "100000", "--rate-per-second", "100000"])
         .args(&shared)
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
@@ -242,6 +253,7 @@ async fn main() {
     match Cli::parse().command {
         Cmd::Fanout(args) => fanout(args).await,
         Cmd::Floor(args) => floor::run(args).await,
+        Cmd::Failover(args) => failover::run(args).await,
     }
 }
 
@@ -257,7 +269,7 @@ async fn fanout(args: Fanout) {
             let count = if redis.is_some() { 2 } else { 1 };
             let mut urls = Vec::new();
             for n in 0..count {
-                let (u, s) = spawn_server(server_bin.clone(), redis, n).await;
+                let (u, s) = spawn_server(server_bin.clone(), redis, n, &[]).await;
                 urls.push(u);
                 spawned.push(s);
             }
