@@ -49,4 +49,5 @@ cargo test -q -p roomcast-bench
 cargo run -q -p roomcast-bench -- fanout --subscribers 50 --changes 50 --rate 0 --server-bin "$CARGO_TARGET_DIR/debug/roomcast"
 cargo run -q -p roomcast-bench -- fanout --subscribers 50 --changes 20 --rate 0 --via rest --channel overview --server-bin "$CARGO_TARGET_DIR/debug/roomcast"
 cargo run -q -p roomcast-bench -- fanout --subscribers 50 --changes 20 --rate 0 --redis-url "$ROOMCAST_TEST_REDIS" --server-bin "$CARGO_TARGET_DIR/debug/roomcast"
+cargo run -q -p roomcast-bench -- failover --rounds 1 --redis-url "$ROOMCAST_TEST_REDIS" --server-bin "$CARGO_TARGET_DIR/debug/roomcast"
 cargo run -q -p roomcast-bench -- floor --subscribers 50 --changes 20 --rate 0
