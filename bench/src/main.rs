@@ -394,15 +394,25 @@ async fn fanout(args: Fanout) {
                 sink.send(Message::Text(event.to_string().into())).await.expect("driver send");
             }
             None => {
-                let status = http
-                    .patch(format!("{url}/api/rooms/{room_id}"))
-                    .bearer_auth(&token)
-                    .json(&json!({ "description": text }))
-                    .send()
-                    .await
-                    .expect("patch")
-                    .status();
-                assert!(status.is_success(), "patch answered {status}");
+                // `unavailable` (503) is retried as it asks; anything else fails.
+                for attempt in 0.. {
+                    let response = http
+                        .patch(format!("{url}/api/rooms/{room_id}"))
+                        .bearer_auth(&token)
+                        .json(&json!({ "description": text }))
+                        .send()
+                        .await
+                        .expect("patch");
+                    let status = response.status();
+                    if status.as_u16() == 503 && attempt < 10 {
+                        let body: Value = response.json().await.unwrap_or_default();
+                        let wait = body["error"]["retryAfterMs"].as_u64().unwrap_or(100).min(2000);
+                        tokio::time::sleep(Duration::from_millis(wait)).await;
+                        continue;
+                    }
+                    assert!(status.is_success(), "patch answered {status}");
+                    break;
+                }
             }
         }
     }

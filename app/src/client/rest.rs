@@ -17,9 +17,36 @@ enum Method {
     Delete,
 }
 
+/// How often a request answered `unavailable` (the server owning the room
+/// is failing over, or storage is briefly unreachable) is sent again.
+#[cfg(feature = "hydrate")]
+const UNAVAILABLE_RETRIES: u32 = 3;
+
 /// Sends a JSON request; `Ok(None)` for an answer without a body (204).
+/// An `unavailable` answer means the change was not made: the request is
+/// sent again after the `retryAfterMs` the server asks for.
 #[cfg(feature = "hydrate")]
 async fn call<B: Serialize, T: DeserializeOwned>(
+    method: Method,
+    path: &str,
+    body: Option<&B>,
+) -> Result<Option<T>, ErrorBody> {
+    let mut attempt = 0;
+    loop {
+        match send(method, path, body).await {
+            Err(e) if e.code == ErrorCode::Unavailable && attempt < UNAVAILABLE_RETRIES => {
+                attempt += 1;
+                let wait = e.retry_after_ms.unwrap_or(1000).min(5000) as u32;
+                gloo_timers::future::TimeoutFuture::new(wait).await;
+            }
+            answer => return answer,
+        }
+    }
+}
+
+/// Sends a JSON request once.
+#[cfg(feature = "hydrate")]
+async fn send<B: Serialize, T: DeserializeOwned>(
     method: Method,
     path: &str,
     body: Option<&B>,
@@ -53,6 +80,15 @@ async fn call<B: Serialize, T: DeserializeOwned>(
 
 #[cfg(not(feature = "hydrate"))]
 async fn call<B: Serialize, T: DeserializeOwned>(
+    method: Method,
+    path: &str,
+    body: Option<&B>,
+) -> Result<Option<T>, ErrorBody> {
+    send(method, path, body).await
+}
+
+#[cfg(not(feature = "hydrate"))]
+async fn send<B: Serialize, T: DeserializeOwned>(
     method: Method,
     path: &str,
     _body: Option<&B>,
@@ -122,10 +158,12 @@ pub async fn get_frame(id: &str, index: u64) -> Result<serde_json::Value, ErrorB
     call::<(), _>(Method::Get, &format!("{}/frames/{index}", path_of(id)), None).await?.ok_or_else(missing_body)
 }
 
-/// Appends frames; returns the room's frame count.
+/// Appends frames; returns the room's frame count. Sent once: an
+/// `unavailable` answer to an append may follow one that ran on a server
+/// that then died, so the user decides whether to send it again.
 pub async fn append_frames(id: &str, frames: &[Box<serde_json::value::RawValue>]) -> Result<u64, ErrorBody> {
     let done: crate::api::FramesAppended =
-        call(Method::Post, &format!("{}/frames", path_of(id)), Some(&frames)).await?.ok_or_else(missing_body)?;
+        send(Method::Post, &format!("{}/frames", path_of(id)), Some(&frames)).await?.ok_or_else(missing_body)?;
     Ok(done.frame_count)
 }
 
