@@ -108,6 +108,12 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_MAX_APPEND_FRAMES", default_value_t = 1000)]
     pub max_append_frames: usize,
 
+    /// Most SQLite writes that share one transaction and fsync (group
+    /// commit); each is acknowledged once its commit is on disk. 1 commits
+    /// every write alone.
+    #[arg(long, env = "ROOMCAST_WRITE_BATCH", default_value_t = crate::sqlite::DEFAULT_WRITE_BATCH)]
+    pub write_batch: usize,
+
     /// Redis server to share with other Roomcast servers (e.g.
     /// `redis://127.0.0.1:6379/0`). Without it the server runs alone on its
     /// SQLite file (`--db`).

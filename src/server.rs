@@ -35,7 +35,8 @@ async fn backends(config: &Config) -> Result<Backends, BoxError> {
         }
         None => {
             let (broker, inbox) = LocalBroker::new();
-            Ok((Arc::new(SqliteStorage::open(&config.db)?), Arc::new(broker), inbox))
+            let storage = SqliteStorage::open_with(&config.db, config.write_batch)?;
+            Ok((Arc::new(storage), Arc::new(broker), inbox))
         }
     }
 }

@@ -1,6 +1,7 @@
-//! Durability: a stream of writes, SIGKILL at a random moment, a restart;
-//! every acknowledged write is there. `ROOMCAST_CRASH_ROUNDS` rounds
-//! (default 20) on one database file.
+//! Durability: streams of writes from 8 writers at once (so that writes
+//! share commits), SIGKILL at a random moment, a restart; every
+//! acknowledged write is there. `ROOMCAST_CRASH_ROUNDS` rounds (default
+//! 20) on one database file.
 
 mod common;
 
@@ -20,9 +21,26 @@ struct Acked {
     frames: Vec<(String, u64)>,
 }
 
-async fn write_until_error(api: common::Api, round: usize, acked: &mut Acked) {
+const WRITERS: usize = 8;
+
+impl Acked {
+    fn absorb(&mut self, other: Acked) {
+        self.rooms.extend(other.rooms);
+        self.descriptions.extend(other.descriptions);
+        self.frames.extend(other.frames);
+    }
+}
+
+/// Writes until the server stops answering; returns what was acknowledged.
+async fn write_until_error(api: common::Api, round: usize, writer: usize) -> Acked {
+    let mut acked = Acked::default();
+    write_into(api, round, writer, &mut acked).await;
+    acked
+}
+
+async fn write_into(api: common::Api, round: usize, writer: usize, acked: &mut Acked) {
     for i in 0.. {
-        let id = format!("r{round}-{i}");
+        let id = format!("r{round}-w{writer}-{i}");
         let (status, _) = api.post("/api/rooms", json!({ "id": id })).await;
         if status != 201 {
             return;
@@ -49,7 +67,7 @@ async fn write_until_error(api: common::Api, round: usize, acked: &mut Acked) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_write_survives_sigkill() {
     let rounds: usize = std::env::var("ROOMCAST_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
     // Room eviction (at `--max-rooms`) would delete acknowledged rooms on a
@@ -61,15 +79,18 @@ async fn every_acknowledged_write_survives_sigkill() {
     for round in 0..rounds {
         let kill_after = Duration::from_millis(rand::rng().random_range(50..600));
         {
-            let writes = write_until_error(server.api(Some(&token)), round, &mut acked);
+            let writes = (0..WRITERS).map(|w| tokio::spawn(write_until_error(server.api(Some(&token)), round, w)));
+            let writes = futures::future::join_all(writes);
             tokio::pin!(writes);
             tokio::select! {
-                _ = &mut writes => panic!("the writer stopped before the kill"),
+                _ = &mut writes => panic!("the writers stopped before the kill"),
                 _ = tokio::time::sleep(kill_after) => {}
             }
             server.kill();
-            // Let the writer see the dead server and stop.
-            writes.await;
+            // Let the writers see the dead server and stop.
+            for written in writes.await {
+                acked.absorb(written.expect("writer"));
+            }
         }
         server.restart().await;
 
@@ -100,7 +121,7 @@ async fn every_acknowledged_write_survives_sigkill() {
         }
     }
     println!(
-        "crash test: {rounds} SIGKILLs, {} rooms, {} descriptions, {} appends acknowledged, {lost} lost",
+        "crash test: {rounds} SIGKILLs, {WRITERS} writers, {} rooms, {} descriptions, {} appends acknowledged, {lost} lost",
         acked.rooms.len(),
         acked.descriptions.iter().map(|d| d.2).sum::<usize>(),
         acked.frames.len()

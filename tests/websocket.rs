@@ -285,3 +285,25 @@ async fn a_join_reply_larger_than_one_fragment_arrives_whole() {
     // The connection keeps working after the fragments.
     assert_reply_ok(&reader.request("keep_alive", json!({ "roomId": "long" })).await);
 }
+
+#[tokio::test]
+async fn a_snapshot_larger_than_the_lag_limit_is_delivered_and_the_connection_stays() {
+    // 4 KiB of lag allowed; the room list's snapshot is ten times that.
+    let server = TestServer::start_with(&["--outbound-bytes", "4096"]).await;
+    let token = server.session("alice").await;
+    let api = server.api(Some(&token));
+    for i in 0..80 {
+        api.create_room(json!({ "id": format!("big-{i}"), "description": "d".repeat(400) })).await;
+    }
+    let mut ws = server.ws(&token).await;
+    let reply = ws.request("join:overview", json!({})).await;
+    assert!(reply.to_string().len() > 10 * 4096, "the snapshot is large");
+    assert_eq!(assert_reply_ok(&reply)["rooms"].as_array().unwrap().len(), 80);
+    // Still connected, and deltas still flow.
+    api.patch("/api/rooms/big-3", json!({ "description": "changed" })).await;
+    let delta = ws.event("room:update").await;
+    assert_eq!(delta["data"]["description"], "changed");
+    // A join of a room is a reply of its own too.
+    assert_reply_ok(&ws.request("join:room", json!({ "roomId": "big-4" })).await);
+    assert!(ws.is_open());
+}

@@ -8,6 +8,7 @@
 //!   cargo run --release -p roomcast-bench -- fanout --channel overview --subscribers 1000 --rate 0
 //!   cargo run --release -p roomcast-bench -- floor --subscribers 5000 --rate 5
 //!   cargo run --release -p roomcast-bench -- failover --redis-url redis://127.0.0.1:6379/0
+//!   cargo run --release -p roomcast-bench -- writes --writers 32
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -25,6 +26,7 @@ use tokio_tungstenite::tungstenite::Message;
 mod failover;
 mod floor;
 mod subscriber;
+mod writes;
 use subscriber::Subscriber;
 
 #[derive(Parser)]
@@ -58,6 +60,8 @@ enum Cmd {
     /// SIGKILL one of two servers on Redis: time to a clean view, and the
     /// answers to requests made meanwhile.
     Failover(failover::Failover),
+    /// Durable writes per second with concurrent writers.
+    Writes(writes::Writes),
 }
 
 #[derive(Args)]
@@ -254,6 +258,7 @@ async fn main() {
         Cmd::Fanout(args) => fanout(args).await,
         Cmd::Floor(args) => floor::run(args).await,
         Cmd::Failover(args) => failover::run(args).await,
+        Cmd::Writes(args) => writes::run(args).await,
     }
 }
 

@@ -60,6 +60,9 @@ struct Queue {
     frames: VecDeque<Frame>,
     /// Bytes queued and not yet taken by the writer.
     bytes: usize,
+    /// Of those, the bytes of the connection's own replies, which never
+    /// count toward the lag limit (a large snapshot is not lag).
+    reply_bytes: usize,
     /// The engine's half ([`Outbound`]) is still there.
     sender: bool,
     /// The writer's half ([`FrameQueue`]) is still there.
@@ -99,6 +102,7 @@ impl FrameQueue {
                         batch.append(&mut q.frames);
                     }
                     q.bytes = 0;
+                    q.reply_bytes = 0;
                     return true;
                 }
                 if !q.sender {
@@ -113,6 +117,7 @@ impl FrameQueue {
         let mut q = self.shared.lock();
         let frame = q.frames.pop_front()?;
         q.bytes -= frame.len();
+        q.reply_bytes = q.reply_bytes.min(q.bytes);
         Some(frame)
     }
 
@@ -131,6 +136,7 @@ impl Drop for FrameQueue {
         q.receiver = false;
         q.frames = VecDeque::new();
         q.bytes = 0;
+        q.reply_bytes = 0;
     }
 }
 
@@ -155,7 +161,7 @@ impl EvictionSignal {
 /// An outbound queue bounded to `capacity` frames and `max_bytes` bytes.
 pub fn outbound(capacity: usize, max_bytes: usize) -> (Outbound, OutboundReceiver) {
     let shared = Arc::new(Shared {
-        queue: Mutex::new(Queue { frames: VecDeque::new(), bytes: 0, sender: true, receiver: true }),
+        queue: Mutex::new(Queue { frames: VecDeque::new(), bytes: 0, reply_bytes: 0, sender: true, receiver: true }),
         ready: Notify::new(),
         slow: AtomicBool::new(false),
         evict: Notify::new(),
@@ -169,6 +175,17 @@ pub fn outbound(capacity: usize, max_bytes: usize) -> (Outbound, OutboundReceive
 impl Outbound {
     /// Queues a frame. Returns false when the connection is gone or too slow.
     pub fn send(&self, frame: &Frame) -> bool {
+        self.push(frame, false)
+    }
+
+    /// Queues the connection's own reply (a join's snapshot): it never
+    /// makes the connection slow, however large, and does not count toward
+    /// the lag limit of what follows.
+    pub fn reply(&self, frame: &Frame) -> bool {
+        self.push(frame, true)
+    }
+
+    fn push(&self, frame: &Frame, own: bool) -> bool {
         let shared = &*self.shared;
         if shared.slow.load(Ordering::Relaxed) {
             return false;
@@ -177,7 +194,8 @@ impl Outbound {
         if !q.receiver {
             return false;
         }
-        if q.frames.len() >= shared.capacity || q.bytes + frame.len() > shared.max_bytes {
+        let lag = q.bytes - q.reply_bytes;
+        if !own && (q.frames.len() >= shared.capacity || lag + frame.len() > shared.max_bytes) {
             drop(q);
             self.mark_slow();
             return false;
@@ -185,6 +203,9 @@ impl Outbound {
         let wake = q.frames.is_empty();
         q.frames.push_back(frame.clone());
         q.bytes += frame.len();
+        if own {
+            q.reply_bytes += frame.len();
+        }
         drop(q);
         if wake {
             shared.ready.notify_one();
@@ -246,6 +267,22 @@ mod tests {
         assert!(out.send(&f));
         assert!(!out.send(&f), "15 bytes would be queued");
         assert_eq!(rx.eviction.evicted().await, Eviction::SlowConsumer);
+    }
+
+    #[tokio::test]
+    async fn an_own_reply_over_the_limit_is_queued_and_is_not_lag() {
+        let (out, mut rx) = outbound(1024, 10);
+        let snapshot = frame("x".repeat(100));
+        assert!(out.reply(&snapshot), "a 100-byte reply on a 10-byte limit is still delivered");
+        // Deltas after it have the whole limit to themselves.
+        let f = frame("12345".into());
+        assert!(out.send(&f));
+        assert!(out.send(&f));
+        assert!(!out.send(&f), "15 bytes of deltas are lag");
+        assert_eq!(rx.eviction.evicted().await, Eviction::SlowConsumer);
+        let mut batch = VecDeque::new();
+        assert!(rx.rx.recv_all(&mut batch).await);
+        assert_eq!(batch.front(), Some(&snapshot));
     }
 
     #[tokio::test]

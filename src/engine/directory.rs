@@ -116,7 +116,7 @@ async fn run(mut rooms: HashMap<String, RoomMetadata>, mut rx: mpsc::Receiver<Co
                 if let Some(id) = reply_id {
                     let data = JoinOverviewReply { rooms: sorted(&rooms) };
                     let reply = Reply::ok(id, &data);
-                    conn.out.send(&frame(reply.to_json()));
+                    conn.out.reply(&frame(reply.to_json()));
                 }
                 watchers.insert(conn.sid.clone(), conn);
                 let _ = done.send(());

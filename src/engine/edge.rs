@@ -112,7 +112,9 @@ impl Edge {
             Target::One { sid, admit } => {
                 let Some(c) = room.get_mut(sid.as_str()) else { return 0 };
                 if *admit {
+                    // The join reply: the connection's own, never "slow".
                     c.admitted = true;
+                    return u64::from(!payload.is_empty() && c.conn.out.reply(payload));
                 }
                 return u64::from(!payload.is_empty() && c.conn.out.send(payload));
             }

@@ -518,7 +518,9 @@ impl RoomActor {
         };
         match &member.link {
             Link::Node(_) => self.shared.broker.publish(&self.key, Audience::One { sid: &sid, admit: true }, &reply),
-            Link::Local(_) if !reply.is_empty() => self.send_to(&member, &reply),
+            Link::Local(conn) if !reply.is_empty() => {
+                conn.out.reply(&reply);
+            }
             Link::Local(_) => {}
         }
         Ok(role)

@@ -1,5 +1,9 @@
 //! The embedded default backend: one SQLite file in WAL mode with
 //! `synchronous=FULL`, so that a write is on disk before it is acknowledged.
+//! Writes go through one writing thread that commits those waiting at the
+//! same moment together (`writer.rs`); reads use a connection of their own.
+
+mod writer;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -9,6 +13,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::engine::storage::{Storage, StorageError, StorageResult, StoredRoom, StoredSession};
+use writer::Writer;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS rooms (
@@ -41,8 +46,12 @@ CREATE TABLE IF NOT EXISTS settings (
 
 #[derive(Clone)]
 pub struct SqliteStorage {
-    conn: Arc<Mutex<Connection>>,
+    reader: Arc<Mutex<Connection>>,
+    writer: Arc<Writer>,
 }
+
+/// Writes that may share one commit, by default.
+pub const DEFAULT_WRITE_BATCH: usize = 256;
 
 fn err(e: impl std::fmt::Display) -> StorageError {
     StorageError::Failed(e.to_string())
@@ -51,24 +60,31 @@ fn err(e: impl std::fmt::Display) -> StorageError {
 impl SqliteStorage {
     /// Opens (creating if needed) the database file and its schema.
     pub fn open(path: &Path) -> StorageResult<Self> {
+        Self::open_with(path, DEFAULT_WRITE_BATCH)
+    }
+
+    /// Like `open`, with at most `max_batch` writes per commit.
+    pub fn open_with(path: &Path, max_batch: usize) -> StorageResult<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
-        let conn = Connection::open(path).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
-        conn.execute_batch(SCHEMA).map_err(err)?;
-        Ok(SqliteStorage { conn: Arc::new(Mutex::new(conn)) })
+        let writing = connect(path)?;
+        writing.execute_batch(SCHEMA).map_err(err)?;
+        let reader = Arc::new(Mutex::new(connect(path)?));
+        Ok(SqliteStorage { reader, writer: Arc::new(Writer::start(writing, max_batch)?) })
     }
 
-    /// Runs `f` on the connection on the blocking pool.
+    /// Runs a write in the next commit; returns once it is on disk.
+    async fn write(&self, job: impl FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static) -> StorageResult<()> {
+        self.writer.write(Box::new(job)).await
+    }
+
+    /// Runs a read on the reading connection on the blocking pool.
     async fn with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> StorageResult<T> {
-        let conn = self.conn.clone();
+        let conn = self.reader.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().map_err(|_| StorageError::Failed("connection lock poisoned".into()))?;
             f(&mut guard).map_err(err)
@@ -76,6 +92,15 @@ impl SqliteStorage {
         .await
         .map_err(err)?
     }
+}
+
+fn connect(path: &Path) -> StorageResult<Connection> {
+    let conn = Connection::open(path).map_err(err)?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+    conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+    Ok(conn)
 }
 
 fn key(id: &str) -> String {
@@ -118,12 +143,12 @@ impl Storage for SqliteStorage {
         let meta = serde_json::to_string(&room.meta).map_err(err)?;
         let k = key(&room.meta.id);
         let last_active = room.last_active;
-        self.with(move |c| {
-            c.execute(
+        self.write(move |c| {
+            c.prepare_cached(
                 "INSERT INTO rooms (key, meta, last_active) VALUES (?1, ?2, ?3)
                  ON CONFLICT(key) DO UPDATE SET meta = excluded.meta, last_active = excluded.last_active",
-                params![k, meta, last_active],
-            )
+            )?
+            .execute(params![k, meta, last_active])
             .map(|_| ())
         })
         .await
@@ -131,13 +156,12 @@ impl Storage for SqliteStorage {
 
     async fn delete_room(&self, id: &str) -> StorageResult<()> {
         let k = key(id);
-        self.with(move |c| {
-            let tx = c.transaction()?;
-            tx.execute("DELETE FROM rooms WHERE key = ?1", params![k])?;
-            tx.execute("DELETE FROM frames WHERE room = ?1", params![k])?;
-            tx.execute("DELETE FROM chat WHERE room = ?1", params![k])?;
-            tx.execute("DELETE FROM settings WHERE name = 'default_room' AND lower(value) = ?1", params![k])?;
-            tx.commit()
+        self.write(move |c| {
+            c.execute("DELETE FROM rooms WHERE key = ?1", params![k])?;
+            c.execute("DELETE FROM frames WHERE room = ?1", params![k])?;
+            c.execute("DELETE FROM chat WHERE room = ?1", params![k])?;
+            c.execute("DELETE FROM settings WHERE name = 'default_room' AND lower(value) = ?1", params![k])?;
+            Ok(())
         })
         .await
     }
@@ -151,7 +175,7 @@ impl Storage for SqliteStorage {
 
     async fn set_default_room(&self, id: Option<&str>) -> StorageResult<()> {
         let id = id.map(str::to_string);
-        self.with(move |c| match id {
+        self.write(move |c| match id {
             Some(id) => c
                 .execute(
                     "INSERT INTO settings (name, value) VALUES ('default_room', ?1)
@@ -166,7 +190,7 @@ impl Storage for SqliteStorage {
 
     async fn save_session(&self, s: &StoredSession) -> StorageResult<()> {
         let s = s.clone();
-        self.with(move |c| {
+        self.write(move |c| {
             c.execute(
                 "INSERT INTO sessions (token_hash, user_id, user_name) VALUES (?1, ?2, ?3)
                  ON CONFLICT(token_hash) DO UPDATE SET user_name = excluded.user_name",
@@ -193,16 +217,15 @@ impl Storage for SqliteStorage {
         let k = key(&room.meta.id);
         let last_active = room.last_active;
         let start = room.meta.frame_count - frames.len() as u64;
-        self.with(move |c| {
-            let tx = c.transaction()?;
+        self.write(move |c| {
             {
-                let mut insert = tx.prepare_cached("INSERT INTO frames (room, idx, body) VALUES (?1, ?2, ?3)")?;
+                let mut insert = c.prepare_cached("INSERT INTO frames (room, idx, body) VALUES (?1, ?2, ?3)")?;
                 for (i, body) in frames.iter().enumerate() {
                     insert.execute(params![k, (start + i as u64) as i64, body])?;
                 }
             }
-            tx.execute("UPDATE rooms SET meta = ?2, last_active = ?3 WHERE key = ?1", params![k, meta, last_active])?;
-            tx.commit()
+            c.execute("UPDATE rooms SET meta = ?2, last_active = ?3 WHERE key = ?1", params![k, meta, last_active])?;
+            Ok(())
         })
         .await
     }
@@ -222,12 +245,12 @@ impl Storage for SqliteStorage {
         let body = serde_json::to_string(message).map_err(err)?;
         let k = key(&message.room_id);
         let id = message.id as i64;
-        self.with(move |c| {
-            c.execute(
+        self.write(move |c| {
+            c.prepare_cached(
                 "INSERT INTO chat (room, id, body) VALUES (?1, ?2, ?3)
                  ON CONFLICT(room, id) DO UPDATE SET body = excluded.body",
-                params![k, id, body],
-            )
+            )?
+            .execute(params![k, id, body])
             .map(|_| ())
         })
         .await
