@@ -5,7 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::{Closed, TestServer, Ws, assert_reply_error, assert_reply_ok};
-use serde_json::json;
+use serde_json::{Value, json};
+use tokio_tungstenite::MaybeTlsStream;
 
 #[tokio::test]
 async fn a_socket_without_a_session_is_closed_with_4001() {
@@ -306,4 +307,58 @@ async fn a_snapshot_larger_than_the_lag_limit_is_delivered_and_the_connection_st
     // A join of a room is a reply of its own too.
     assert_reply_ok(&ws.request("join:room", json!({ "roomId": "big-4" })).await);
     assert!(ws.is_open());
+}
+
+/// A socket whose reader has a small kernel buffer, so that not reading
+/// soon backs the server's queue up.
+async fn small_buffer_ws(server: &TestServer, token: &str) -> Ws {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("buffer");
+    let tcp = socket.connect(([127, 0, 0, 1], server.port).into()).await.expect("connect");
+    let (stream, _) = tokio_tungstenite::client_async(server.ws_url(Some(token)), MaybeTlsStream::Plain(tcp))
+        .await
+        .expect("handshake");
+    Ws::from_stream(stream)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_stalls_through_a_thousand_deltas_stays_and_catches_up_in_a_few() {
+    // 16 KiB of lag allowed and small kernel buffers on both sides: the
+    // thousand deltas below are 500 KiB.
+    let server = TestServer::start_with(&["--outbound-bytes", "16384", "--tcp-send-buffer", "4096"]).await;
+    let token = server.session("alice").await;
+    let api = server.api(Some(&token));
+    api.create_room(json!({ "id": "busy" })).await;
+    let mut ws = small_buffer_ws(&server, &token).await;
+    let joined = ws.request("join:room", json!({ "roomId": "busy" })).await;
+    let mut version = assert_reply_ok(&joined)["room"]["version"].as_u64().unwrap();
+
+    // The reader stops reading while the room changes a thousand times.
+    let pad = "x".repeat(480);
+    let mut last = String::new();
+    for i in 0..1000 {
+        last = format!("{i} {pad}");
+        let (status, body) = api.patch("/api/rooms/busy", json!({ "description": last })).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (_, room) = api.get("/api/rooms/busy").await;
+    let want = room["version"].as_u64().unwrap();
+
+    // Reading again: still connected, current after a few merged deltas.
+    let mut deltas = 0;
+    let mut description = Value::Null;
+    while version < want {
+        let event = ws.event_within("room:update", Duration::from_secs(5)).await.expect("a delta");
+        let d = &event["data"];
+        assert!(d["base"].as_u64().unwrap() <= version, "no gap: {d}");
+        version = d["version"].as_u64().unwrap();
+        if d.get("description").is_some() {
+            description = d["description"].clone();
+        }
+        deltas += 1;
+    }
+    assert_eq!(description, json!(last));
+    assert!(deltas < 100, "{deltas} deltas for 1000 changes: merged while the reader stalled");
+    assert!(ws.is_open(), "the laggard was kept");
+    println!("1000 changes reached the stalled reader as {deltas} deltas");
 }

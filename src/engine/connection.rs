@@ -2,12 +2,14 @@
 //! queue of serialized frames to send it. Nothing here knows of WebSocket
 //! framing; the transport drains the queue.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
+
+use super::conflate::merge_updates;
 
 /// A user as the engine sees one: the identity behind a session.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -39,6 +41,13 @@ pub enum Eviction {
 /// allocation with its flags: a broadcast touches one cache line per
 /// connection, and only a push onto an empty queue wakes the writer, which
 /// then takes everything queued at once.
+///
+/// Three kinds of frames: ordered ones (events, chat, signals), which count
+/// toward the lag limit; the connection's own replies, which never do; and
+/// a room's latest state (`room:update`), which a lagging connection gets
+/// merged: a new delta of a room whose previous delta still waits replaces
+/// it with one delta from the older `base` to the newer `version`
+/// (`conflate.rs`), so a laggard is sent less instead of being closed.
 #[derive(Debug)]
 pub struct Outbound {
     shared: Arc<Shared>,
@@ -57,16 +66,49 @@ struct Shared {
 
 #[derive(Debug)]
 struct Queue {
+    /// Queued frames; a merged-away delta leaves an empty frame behind,
+    /// which the writer skips.
     frames: VecDeque<Frame>,
-    /// Bytes queued and not yet taken by the writer.
-    bytes: usize,
-    /// Of those, the bytes of the connection's own replies, which never
-    /// count toward the lag limit (a large snapshot is not lag).
-    reply_bytes: usize,
+    /// The number of frames taken by the writer so far: `frames[i]` is
+    /// frame number `head + i`.
+    head: u64,
+    /// Ordered frames queued and their bytes: the lag.
+    lag_frames: usize,
+    lag_bytes: usize,
+    /// Bytes of latest-state deltas queued (bounded apart).
+    latest_bytes: usize,
+    /// Each room's delta still queued, by frame number.
+    latest: HashMap<Arc<str>, u64>,
     /// The engine's half ([`Outbound`]) is still there.
     sender: bool,
     /// The writer's half ([`FrameQueue`]) is still there.
     receiver: bool,
+}
+
+impl Queue {
+    fn clear_counts(&mut self) {
+        self.lag_frames = 0;
+        self.lag_bytes = 0;
+        self.latest_bytes = 0;
+        self.latest.clear();
+    }
+
+    /// Frame `number` (of `len` bytes) left the queue.
+    fn forget(&mut self, number: u64, len: usize) {
+        let room = self.latest.iter().find(|(_, n)| **n == number).map(|(r, _)| r.clone());
+        match room {
+            Some(room) => {
+                self.latest.remove(&room);
+                self.latest_bytes -= len;
+            }
+            None if len > 0 => {
+                // An ordered frame or a reply: replies are not counted.
+                self.lag_frames = self.lag_frames.saturating_sub(1);
+                self.lag_bytes = self.lag_bytes.saturating_sub(len);
+            }
+            None => {}
+        }
+    }
 }
 
 impl Shared {
@@ -95,14 +137,15 @@ impl FrameQueue {
             {
                 let mut q = self.shared.lock();
                 if !q.frames.is_empty() {
-                    if batch.is_empty() {
+                    let taken = q.frames.len() as u64;
+                    if q.latest.is_empty() && batch.is_empty() {
                         // Swapping hands the writer's spare capacity back.
                         std::mem::swap(&mut q.frames, batch);
                     } else {
-                        batch.append(&mut q.frames);
+                        batch.extend(q.frames.drain(..).filter(|f| !f.is_empty()));
                     }
-                    q.bytes = 0;
-                    q.reply_bytes = 0;
+                    q.head += taken;
+                    q.clear_counts();
                     return true;
                 }
                 if !q.sender {
@@ -113,12 +156,22 @@ impl FrameQueue {
         }
     }
 
+    /// Takes the first queued frame (for draining at close and tests).
     pub fn try_recv(&mut self) -> Option<Frame> {
         let mut q = self.shared.lock();
-        let frame = q.frames.pop_front()?;
-        q.bytes -= frame.len();
-        q.reply_bytes = q.reply_bytes.min(q.bytes);
-        Some(frame)
+        loop {
+            let frame = q.frames.pop_front()?;
+            let number = q.head;
+            q.head += 1;
+            if q.frames.is_empty() {
+                q.clear_counts();
+            } else {
+                q.forget(number, frame.len());
+            }
+            if !frame.is_empty() {
+                return Some(frame);
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -135,8 +188,7 @@ impl Drop for FrameQueue {
         let mut q = self.shared.lock();
         q.receiver = false;
         q.frames = VecDeque::new();
-        q.bytes = 0;
-        q.reply_bytes = 0;
+        q.clear_counts();
     }
 }
 
@@ -161,7 +213,16 @@ impl EvictionSignal {
 /// An outbound queue bounded to `capacity` frames and `max_bytes` bytes.
 pub fn outbound(capacity: usize, max_bytes: usize) -> (Outbound, OutboundReceiver) {
     let shared = Arc::new(Shared {
-        queue: Mutex::new(Queue { frames: VecDeque::new(), bytes: 0, reply_bytes: 0, sender: true, receiver: true }),
+        queue: Mutex::new(Queue {
+            frames: VecDeque::new(),
+            head: 0,
+            lag_frames: 0,
+            lag_bytes: 0,
+            latest_bytes: 0,
+            latest: HashMap::new(),
+            sender: true,
+            receiver: true,
+        }),
         ready: Notify::new(),
         slow: AtomicBool::new(false),
         evict: Notify::new(),
@@ -173,19 +234,26 @@ pub fn outbound(capacity: usize, max_bytes: usize) -> (Outbound, OutboundReceive
 }
 
 impl Outbound {
-    /// Queues a frame. Returns false when the connection is gone or too slow.
+    /// Queues an ordered frame. Returns false when the connection is gone
+    /// or too slow.
     pub fn send(&self, frame: &Frame) -> bool {
-        self.push(frame, false)
+        self.push(frame, Kind::Ordered)
     }
 
     /// Queues the connection's own reply (a join's snapshot): it never
     /// makes the connection slow, however large, and does not count toward
     /// the lag limit of what follows.
     pub fn reply(&self, frame: &Frame) -> bool {
-        self.push(frame, true)
+        self.push(frame, Kind::Reply)
     }
 
-    fn push(&self, frame: &Frame, own: bool) -> bool {
+    /// Queues a `room:update` of room `room`; merged with the room's delta
+    /// still queued, if any.
+    pub fn send_latest(&self, room: &Arc<str>, frame: &Frame) -> bool {
+        self.push(frame, Kind::Latest(room))
+    }
+
+    fn push(&self, frame: &Frame, kind: Kind<'_>) -> bool {
         let shared = &*self.shared;
         if shared.slow.load(Ordering::Relaxed) {
             return false;
@@ -194,23 +262,30 @@ impl Outbound {
         if !q.receiver {
             return false;
         }
-        let lag = q.bytes - q.reply_bytes;
-        if !own && (q.frames.len() >= shared.capacity || lag + frame.len() > shared.max_bytes) {
-            drop(q);
+        let wake = q.frames.is_empty();
+        let fits = match kind {
+            Kind::Reply => {
+                q.frames.push_back(frame.clone());
+                true
+            }
+            Kind::Ordered => push_ordered(&mut q, shared, frame),
+            Kind::Latest(room) => push_latest(&mut q, shared, room, frame),
+        };
+        drop(q);
+        if !fits {
             self.mark_slow();
             return false;
         }
-        let wake = q.frames.is_empty();
-        q.frames.push_back(frame.clone());
-        q.bytes += frame.len();
-        if own {
-            q.reply_bytes += frame.len();
-        }
-        drop(q);
         if wake {
             shared.ready.notify_one();
         }
         true
+    }
+
+    #[cfg(test)]
+    fn lag(&self) -> (usize, usize, usize) {
+        let q = self.shared.lock();
+        (q.lag_frames, q.lag_bytes, q.latest_bytes)
     }
 
     fn mark_slow(&self) {
@@ -222,6 +297,51 @@ impl Outbound {
     pub fn is_closed(&self) -> bool {
         !self.shared.lock().receiver
     }
+}
+
+#[derive(Clone, Copy)]
+enum Kind<'a> {
+    Ordered,
+    Reply,
+    Latest(&'a Arc<str>),
+}
+
+fn push_ordered(q: &mut Queue, shared: &Shared, frame: &Frame) -> bool {
+    if q.lag_frames >= shared.capacity || q.lag_bytes + frame.len() > shared.max_bytes {
+        return false;
+    }
+    q.frames.push_back(frame.clone());
+    q.lag_frames += 1;
+    q.lag_bytes += frame.len();
+    true
+}
+
+/// A room's latest delta. A connection that keeps up queues it as any
+/// frame (shared, never parsed); one that is behind (a quarter of its lag
+/// limit used) gets it merged with the room's queued delta (which leaves an
+/// empty frame in its place), queued last. Latest-state bytes are bounded
+/// apart, at 8 times the lag limit (one delta per room).
+fn push_latest(q: &mut Queue, shared: &Shared, room: &Arc<str>, frame: &Frame) -> bool {
+    let behind = q.lag_bytes + q.latest_bytes > shared.max_bytes / 4 || q.lag_frames > shared.capacity / 4;
+    if !behind && !q.latest.contains_key(room) {
+        return push_ordered(q, shared, frame);
+    }
+    let mut next = frame.clone();
+    if let Some(&number) = q.latest.get(room) {
+        let at = (number - q.head) as usize;
+        if let Some(merged) = q.frames.get(at).and_then(|old| merge_updates(old, frame)) {
+            q.latest_bytes -= q.frames[at].len();
+            q.frames[at] = Frame::new();
+            next = merged;
+        }
+    }
+    if q.latest_bytes + next.len() > shared.max_bytes.saturating_mul(8) {
+        return false;
+    }
+    q.latest_bytes += next.len();
+    q.latest.insert(room.clone(), q.head + q.frames.len() as u64);
+    q.frames.push_back(next);
+    true
 }
 
 impl Drop for Outbound {
@@ -283,6 +403,72 @@ mod tests {
         let mut batch = VecDeque::new();
         assert!(rx.rx.recv_all(&mut batch).await);
         assert_eq!(batch.front(), Some(&snapshot));
+    }
+
+    fn update(version: u64, description: &str) -> Frame {
+        let text = format!(
+            r#"{{"event":"room:update","data":{{"roomId":"r","base":{},"version":{version},"description":"{description}"}}}}"#,
+            version - 1
+        );
+        frame(text)
+    }
+
+    #[tokio::test]
+    async fn a_laggard_gets_a_rooms_deltas_merged_and_ordered_frames_in_order() {
+        // Room of 2 ordered frames and 64 bytes of lag: a thousand deltas of
+        // one room would close it ten times over; merged, they are one.
+        let (out, mut rx) = outbound(2, 64);
+        let room: Arc<str> = "r".into();
+        let first = frame(r#"{"event":"presence:join"}"#.into());
+        assert!(out.send(&first));
+        for v in 2..=1001 {
+            assert!(out.send_latest(&room, &update(v, &format!("d{v}"))), "delta {v} refused");
+        }
+        let (lag_frames, _, latest_bytes) = out.lag();
+        assert_eq!(lag_frames, 1, "deltas are not lag");
+        assert!(latest_bytes < 200, "one merged delta is queued: {latest_bytes}");
+        let mut batch = VecDeque::new();
+        assert!(rx.rx.recv_all(&mut batch).await);
+        assert_eq!(batch.len(), 2, "the ordered frame, then one delta");
+        assert_eq!(batch[0], first);
+        let merged: serde_json::Value = serde_json::from_slice(&batch[1]).unwrap();
+        assert_eq!(merged["data"]["base"], 1);
+        assert_eq!(merged["data"]["version"], 1001);
+        assert_eq!(merged["data"]["description"], "d1001");
+        // Ordered frames still count: two more than the room allows.
+        assert!(out.send(&first) && out.send(&first));
+        assert!(!out.send(&first));
+        assert_eq!(rx.eviction.evicted().await, Eviction::SlowConsumer);
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_keeps_up_gets_deltas_as_they_are() {
+        let (out, mut rx) = outbound(16, 1 << 20);
+        let room: Arc<str> = "r".into();
+        let (a, b) = (update(2, "a"), update(3, "b"));
+        assert!(out.send_latest(&room, &a) && out.send_latest(&room, &b));
+        assert_eq!(out.lag().0, 2, "counted as any frame");
+        assert_eq!(rx.rx.try_recv(), Some(a));
+        assert_eq!(rx.rx.try_recv(), Some(b));
+    }
+
+    #[tokio::test]
+    async fn a_delta_merged_away_leaves_nothing_for_the_writer() {
+        let (out, mut rx) = outbound(16, 400);
+        let room: Arc<str> = "r".into();
+        // A quarter of the 400 bytes used: the connection is behind.
+        let filler = frame(format!(r#"{{"event":"x","data":"{}"}}"#, "f".repeat(120)));
+        assert!(out.send(&filler));
+        assert!(out.send_latest(&room, &update(2, "a")));
+        assert!(out.send(&frame(r#"{"event":"chat"}"#.into())));
+        assert!(out.send_latest(&room, &update(3, "b")));
+        // The chat message keeps its place; the room's state comes after it.
+        assert_eq!(rx.rx.try_recv(), Some(filler));
+        let first = rx.rx.try_recv().expect("a frame");
+        assert_eq!(&first[..], br#"{"event":"chat"}"#);
+        let merged: serde_json::Value = serde_json::from_slice(&rx.rx.try_recv().expect("the delta")).unwrap();
+        assert_eq!((merged["data"]["base"].as_u64(), merged["data"]["version"].as_u64()), (Some(1), Some(3)));
+        assert!(rx.rx.try_recv().is_none());
     }
 
     #[tokio::test]

@@ -105,12 +105,13 @@ async fn run(mut rooms: HashMap<String, RoomMetadata>, mut rx: mpsc::Receiver<Co
     while let Some(cmd) = rx.recv().await {
         match cmd {
             Command::Upsert { meta, payload } => {
-                rooms.insert(app::ids::room_key(&meta.id), *meta);
-                fan_out(&mut watchers, &payload);
+                let key: Arc<str> = app::ids::room_key(&meta.id).into();
+                rooms.insert(key.to_string(), *meta);
+                fan_out(&mut watchers, &payload, Some(&key));
             }
             Command::Remove { key, payload } => {
                 rooms.remove(&key);
-                fan_out(&mut watchers, &payload);
+                fan_out(&mut watchers, &payload, None);
             }
             Command::Join { conn, reply_id, done } => {
                 if let Some(id) = reply_id {
@@ -134,6 +135,14 @@ async fn run(mut rooms: HashMap<String, RoomMetadata>, mut rx: mpsc::Receiver<Co
     }
 }
 
-fn fan_out(watchers: &mut HashMap<Arc<str>, Arc<Connection>>, payload: &Frame) {
-    watchers.retain(|_, conn| conn.out.send(payload) || !conn.out.is_closed());
+/// Queues a frame on every watcher; a delta (`latest`: its room) is merged
+/// on a lagging watcher with the room's delta it still waits for.
+fn fan_out(watchers: &mut HashMap<Arc<str>, Arc<Connection>>, payload: &Frame, latest: Option<&Arc<str>>) {
+    watchers.retain(|_, conn| {
+        let sent = match latest {
+            Some(room) => conn.out.send_latest(room, payload),
+            None => conn.out.send(payload),
+        };
+        sent || !conn.out.is_closed()
+    });
 }

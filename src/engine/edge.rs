@@ -124,11 +124,18 @@ impl Edge {
         if payload.is_empty() {
             return 0;
         }
+        // A delta is merged on a lagging connection, like the owner's own.
+        let latest: Option<Arc<str>> = payload.starts_with(br#"{"event":"room:update""#).then(|| key.into());
         let mut sent = 0;
         for (sid, c) in room.iter() {
-            if c.admitted && skip != Some(&**sid) && c.conn.out.send(payload) {
-                sent += 1;
+            if !c.admitted || skip == Some(&**sid) {
+                continue;
             }
+            let took = match &latest {
+                Some(room) => c.conn.out.send_latest(room, payload),
+                None => c.conn.out.send(payload),
+            };
+            sent += u64::from(took);
         }
         sent
     }

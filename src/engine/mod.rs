@@ -12,6 +12,7 @@
 pub mod broker;
 mod clock;
 pub mod command;
+mod conflate;
 pub mod connection;
 mod directory;
 mod edge;

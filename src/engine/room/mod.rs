@@ -95,7 +95,7 @@ impl RoomHandle {
         let pulse = Arc::new(Pulse::default());
         let idle_for = Duration::from_secs_f64((now_secs() - last_active).max(0.0));
         let actor = RoomActor {
-            key: app::ids::room_key(&meta.id),
+            key: app::ids::room_key(&meta.id).into(),
             host_absent_since: Some(Instant::now()),
             meta,
             last_active: Instant::now().checked_sub(idle_for).unwrap_or_else(Instant::now),
@@ -171,7 +171,7 @@ struct Presenting {
 
 struct RoomActor {
     /// The room's key (its id in lower case).
-    key: String,
+    key: Arc<str>,
     meta: RoomMetadata,
     last_active: Instant,
     warned: bool,
@@ -322,7 +322,7 @@ impl RoomActor {
         let delta = RoomDelta::between(&self.meta, &next);
         self.meta = next;
         let payload = frame(ServerEvent::RoomUpdate(delta).to_json());
-        let sent = self.broadcast(&payload, skip);
+        let sent = self.fan_out(&payload, skip, true);
         self.shared.metrics.deltas(sent);
         self.publish_pulse();
         let stored = StoredRoom { meta: self.meta.clone(), last_active: self.last_active_unix() };
@@ -334,10 +334,16 @@ impl RoomActor {
         now_secs() - self.last_active.elapsed().as_secs_f64()
     }
 
-    /// Queues a frame on every connection in the channel but `skip`, and
-    /// publishes it once for the connections on other servers; returns how
-    /// many local connections took it.
+    /// Queues an ordered frame on every connection in the channel but
+    /// `skip`, and publishes it once for the connections on other servers;
+    /// returns how many local connections took it.
     fn broadcast(&self, payload: &Frame, skip: Option<&str>) -> u64 {
+        self.fan_out(payload, skip, false)
+    }
+
+    /// `broadcast`, or with `latest` a `room:update`, which a lagging
+    /// connection gets merged with the room's delta it still waits for.
+    fn fan_out(&self, payload: &Frame, skip: Option<&str>, latest: bool) -> u64 {
         let mut sent = 0;
         let mut remote = false;
         for (sid, p) in &self.present {
@@ -345,6 +351,7 @@ impl RoomActor {
                 continue;
             }
             match &p.member.link {
+                Link::Local(conn) if latest => sent += u64::from(conn.out.send_latest(&self.key, payload)),
                 Link::Local(conn) => sent += u64::from(conn.out.send(payload)),
                 Link::Node(_) => remote = true,
             }
@@ -672,7 +679,7 @@ impl RoomActor {
         self.broadcast(&payload, None);
         self.present.clear();
         self.shared.broker.removed(&self.key, &payload);
-        self.shared.directory.remove(self.key.clone(), payload).await;
+        self.shared.directory.remove(self.key.to_string(), payload).await;
         Ok(())
     }
 
