@@ -124,8 +124,23 @@ async fn a_consumer_behind_by_too_many_bytes_is_closed_with_4008() {
     slow_consumer(&["--outbound-bytes", "65536", "--tcp-send-buffer", "16384"]).await;
 }
 
+/// Sends signals (ordered events, never merged) to `to`, more than a
+/// stalled client can hold.
+async fn flood_with_signals(fast: &mut Ws, to: &str) {
+    let payload = "s".repeat(1000);
+    for _ in 0..400 {
+        let data = json!({ "roomId": "fanout", "to": to, "kind": "offer", "payload": payload });
+        fast.emit("signal", data).await;
+    }
+}
+
+/// A stalled client in a room: the room's deltas are merged for it (it
+/// stays, and the fast client's pace does not change), but ordered events
+/// it cannot take close it with 4008.
 async fn slow_consumer(args: &[&str]) {
-    let server = TestServer::start_with(args).await;
+    let mut args = args.to_vec();
+    args.extend(["--rate-burst", "100000", "--rate-per-second", "100000"]);
+    let server = TestServer::start_with(&args).await;
     let token = server.session("alice").await;
     server.api(Some(&token)).create_room(json!({ "id": "fanout" })).await;
     let mut fast = server.ws(&token).await;
@@ -136,7 +151,9 @@ async fn slow_consumer(args: &[&str]) {
     let mut slow = stalled_client(&server.ws_url(Some(&token))).await;
     let join = json!({ "event": "join:room", "data": { "roomId": "fanout" }, "id": 1 }).to_string();
     slow.send(Message::Text(join.into())).await.unwrap();
+    let slow_sid = fast.event("presence:join").await["data"]["sid"].as_str().unwrap().to_string();
     let with_slow = burst(&server, &token, &mut fast, 1000).await;
+    flood_with_signals(&mut fast, &slow_sid).await;
 
     // Now read what the slow client got: its backlog, then close 4008.
     let code = tokio::time::timeout(Duration::from_secs(15), async {
