@@ -124,11 +124,11 @@ async fn a_consumer_behind_by_too_many_bytes_is_closed_with_4008() {
     slow_consumer(&["--outbound-bytes", "65536", "--tcp-send-buffer", "16384"]).await;
 }
 
-/// Sends signals (ordered events, never merged) to `to`, more than a
-/// stalled client can hold.
+/// Sends signals (ordered events, never merged) to `to`: 8 MB in 2,000
+/// frames, far more than either limit and every buffer on the way.
 async fn flood_with_signals(fast: &mut Ws, to: &str) {
-    let payload = "s".repeat(1000);
-    for _ in 0..400 {
+    let payload = "s".repeat(4000);
+    for _ in 0..2000 {
         let data = json!({ "roomId": "fanout", "to": to, "kind": "offer", "payload": payload });
         fast.emit("signal", data).await;
     }
