@@ -18,8 +18,9 @@ use super::broker::{Inbound, PresenceRecord};
 use super::command::{Command, Via};
 use super::connection::{Frame, frame};
 use super::errors::{EngineError, not_found, storage_failed};
-use super::registry::{Engine, RemoteRoom};
+use super::registry::Engine;
 use super::room::RoomHandle;
+use super::target::RemoteRoom;
 
 /// Starts following the other servers (nothing to do alone).
 pub(super) fn spawn(engine: &Engine, inbox: mpsc::UnboundedReceiver<Inbound>) {

@@ -24,9 +24,11 @@ mod presence;
 mod reaper;
 mod registry;
 mod room;
+mod routing;
 pub mod settings;
 mod stats;
 pub mod storage;
+mod target;
 
 use std::sync::Arc;
 

@@ -2,13 +2,13 @@
 //! from the server that owns them) and the calls the transports make.
 //!
 //! Each room owned here is a task (`room/`); a room owned elsewhere is
-//! reached through the broker. The registry lock is taken only to create,
-//! delete or re-point the default room.
+//! reached through the broker (`routing.rs` sends a room its commands).
+//! The registry lock is taken only to create, delete or re-point the
+//! default room.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use app::api::{ChatPage, CreateRoom, PatchRoom};
 use app::delta::RoomDelta;
@@ -19,19 +19,19 @@ use dashmap::DashMap;
 use rand::Rng;
 use serde_json::Value;
 use tokio::sync::{Mutex, mpsc, watch};
-use tokio::time::Instant;
 
 use super::broker::{Broker, BrokerError, broker_failed};
 use super::clock::now_secs;
-use super::command::{Command, JoinMode, Outcome, Via};
+use super::command::{Command, JoinMode, Via};
 use super::connection::{Connection, User, frame};
 use super::directory::Directory;
 use super::edge::Edge;
-use super::errors::{EngineError, not_found, storage_failed, unavailable};
+use super::errors::{EngineError, not_found, storage_failed};
 use super::metrics::Metrics;
 use super::room::{RoomHandle, Shared, normalize_description, validate_seats};
 use super::settings::EngineSettings;
 use super::storage::{Storage, StorageError, StoredRoom};
+use super::target::{RemoteRoom, Target};
 
 pub const MAX_FRAMES_PER_PAGE: u64 = 1000;
 pub const MAX_CHAT_PER_PAGE: u64 = 100;
@@ -59,39 +59,6 @@ pub(super) struct Inner {
     pub dead: std::sync::Mutex<HashSet<String>>,
     pub deaths: watch::Sender<u64>,
     next_sid: AtomicU64,
-}
-
-/// A room another server owns, as last announced.
-#[derive(Clone, Debug)]
-pub(super) struct RemoteRoom {
-    pub id: Arc<str>,
-    pub owner: Arc<str>,
-    pub version: u64,
-}
-
-/// Where a room's commands go.
-enum Target {
-    Local(RoomHandle),
-    Remote(RemoteRoom),
-}
-
-impl Target {
-    fn id(&self) -> &Arc<str> {
-        match self {
-            Target::Local(h) => &h.id,
-            Target::Remote(r) => &r.id,
-        }
-    }
-}
-
-/// Why a request to a room's owner got no answer.
-enum NoAnswer {
-    /// Not sent: the owner was known dead.
-    Unsent,
-    /// Sent, but nobody was listening: it did not run.
-    Undelivered,
-    /// Sent, but the owner died or went silent: it may have run.
-    Lost,
 }
 
 /// A stored room as a server (re)starts it: what only lives while a
@@ -184,140 +151,6 @@ impl Engine {
         format!("c_{n:x}{}", tail.to_ascii_lowercase()).into()
     }
 
-    fn known(&self, key: &str) -> Option<Target> {
-        if let Some(h) = self.inner.rooms.get(key) {
-            return Some(Target::Local(h.clone()));
-        }
-        self.inner.remote.get(key).map(|r| Target::Remote(r.clone()))
-    }
-
-    /// Where room `id` lives. A room this server has not heard of yet (its
-    /// creation may still be on the way) is looked up in the shared store
-    /// before the answer is `not_found`.
-    async fn target(&self, id: &str) -> Result<Target, EngineError> {
-        let key = room_key(id);
-        if let Some(target) = self.known(&key) {
-            return Ok(target);
-        }
-        if !self.broker().is_shared() {
-            return Err(not_found(id));
-        }
-        self.locate(&key).await?.ok_or_else(|| not_found(id))
-    }
-
-    /// Reads a room another server owns from the shared store and follows it.
-    async fn locate(&self, key: &str) -> Result<Option<Target>, EngineError> {
-        let owner = self.broker().owners(&[key.to_string()]).await.map_err(broker_failed)?.pop().flatten();
-        let Some(owner) = owner.filter(|o| **o != **self.broker().node()) else { return Ok(None) };
-        let Some(stored) = self.inner.shared.storage.load_room(key).await.map_err(storage_failed)? else {
-            return Ok(None);
-        };
-        let meta = stored.meta;
-        let room = RemoteRoom { id: meta.id.as_str().into(), owner: owner.into(), version: meta.version };
-        if let Some(known) = self.known(key) {
-            return Ok(Some(known));
-        }
-        self.inner.remote.insert(key.to_string(), room.clone());
-        let payload = frame(ServerEvent::RoomUpdate(RoomDelta::creation(&meta)).to_json());
-        self.inner.shared.directory.upsert(meta, payload).await;
-        Ok(Some(Target::Remote(room)))
-    }
-
-    /// How long a request waits for a room's new owner when its owner died.
-    fn failover_wait(&self) -> Duration {
-        self.settings().node_ttl * 2 + Duration::from_secs(1)
-    }
-
-    /// Runs a command on a room, here or on the server owning it; returns
-    /// the room's canonical id and the answer. When the owner dies, the
-    /// command waits for the room's next owner (up to `failover_wait`) and
-    /// goes there if it had not reached the dead one or is repeatable; else
-    /// the answer is `unavailable`.
-    pub(super) async fn ask(&self, id: &str, cmd: Command, via: Via) -> Result<(Arc<str>, Outcome), EngineError> {
-        let deadline = Instant::now() + self.failover_wait();
-        loop {
-            let remote = match self.target(id).await? {
-                Target::Local(h) => return Ok((h.id.clone(), self.ask_local(&h, cmd, via).await?)),
-                Target::Remote(r) => r,
-            };
-            let why = match self.ask_remote(&remote, cmd.clone()).await {
-                Ok(result) => return Ok((remote.id.clone(), result?)),
-                Err(why) => why,
-            };
-            let why = match why {
-                Ok(why) => why,
-                Err(e) => return Err(broker_failed(e)),
-            };
-            let again = !matches!(why, NoAnswer::Lost) || cmd.is_repeatable();
-            if !again || Instant::now() >= deadline {
-                return Err(unavailable(format!("the server owning room {id} did not answer; retry")));
-            }
-            match why {
-                NoAnswer::Undelivered => tokio::time::sleep(Duration::from_millis(50)).await,
-                NoAnswer::Unsent | NoAnswer::Lost => self.wait_for_new_owner(id, &remote.owner, deadline).await,
-            }
-        }
-    }
-
-    /// Sends a command to a room's owner, giving up as soon as the owner
-    /// is found dead.
-    async fn ask_remote(
-        &self,
-        room: &RemoteRoom,
-        cmd: Command,
-    ) -> Result<Result<Outcome, EngineError>, Result<NoAnswer, BrokerError>> {
-        if self.is_dead(&room.owner) {
-            return Err(Ok(NoAnswer::Unsent));
-        }
-        let mut deaths = self.inner.deaths.subscribe();
-        let owner_died = async {
-            while deaths.changed().await.is_ok() {
-                if self.is_dead(&room.owner) {
-                    return;
-                }
-            }
-            std::future::pending::<()>().await
-        };
-        let key = room_key(&room.id);
-        tokio::select! {
-            answer = self.broker().request(&room.owner, &key, cmd) => match answer {
-                Ok(result) => Ok(result),
-                Err(e @ BrokerError::Unavailable(_)) => Err(Err(e)),
-                Err(BrokerError::NotDelivered(_)) => Err(Ok(NoAnswer::Undelivered)),
-                Err(BrokerError::NoAnswer(_)) => Err(Ok(NoAnswer::Lost)),
-            },
-            () = owner_died => Err(Ok(NoAnswer::Lost)),
-        }
-    }
-
-    pub(super) fn is_dead(&self, node: &str) -> bool {
-        self.inner.dead.lock().unwrap_or_else(|e| e.into_inner()).contains(node)
-    }
-
-    /// Waits until room `id` has an owner other than `old` (or none), or
-    /// until `deadline`.
-    async fn wait_for_new_owner(&self, id: &str, old: &str, deadline: Instant) {
-        let key = room_key(id);
-        while Instant::now() < deadline {
-            match self.known(&key) {
-                Some(Target::Remote(r)) if *r.owner == *old => {}
-                _ => return,
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Runs a command on a room task of this server; a room it deletes
-    /// leaves the registry.
-    pub(super) async fn ask_local(&self, handle: &RoomHandle, cmd: Command, via: Via) -> Result<Outcome, EngineError> {
-        let deleting = matches!(cmd, Command::Delete { .. });
-        let outcome = handle.ask(cmd, via).await?;
-        if deleting {
-            self.forget(handle);
-        }
-        Ok(outcome)
-    }
-
     /// The canonical id of a room, if it exists.
     pub async fn resolve(&self, id: &str) -> Option<Arc<str>> {
         self.target(id).await.ok().map(|t| t.id().clone())
@@ -380,7 +213,7 @@ impl Engine {
     }
 
     /// Drops a deleted room from the registry.
-    fn forget(&self, handle: &RoomHandle) {
+    pub(super) fn forget(&self, handle: &RoomHandle) {
         let key = room_key(&handle.id);
         self.inner.rooms.remove(&key);
         let mut default = self.inner.default_room.lock().unwrap_or_else(|e| e.into_inner());
