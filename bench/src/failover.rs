@@ -15,6 +15,7 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
+use super::api::{create_room, session};
 use super::spawn_server;
 
 #[derive(Args)]
@@ -56,19 +57,6 @@ async fn request(ws: &mut Ws, id: u64, event: &str, data: Value) -> Value {
     panic!("no reply to {event}");
 }
 
-async fn session(http: &reqwest::Client, url: &str, name: &str) -> String {
-    let body: Value = http
-        .post(format!("{url}/api/session"))
-        .json(&json!({ "userName": name }))
-        .send()
-        .await
-        .expect("session")
-        .json()
-        .await
-        .expect("session body");
-    body["token"].as_str().expect("token").to_string()
-}
-
 /// What a round measured.
 struct Round {
     clean_after: Option<Duration>,
@@ -105,17 +93,7 @@ async fn one_round(args: &Failover, round: usize) -> Round {
     let (url_b, _b) = spawn_server(args.server_bin.clone(), redis, 2 * round + 1, &extra).await;
     let http = reqwest::Client::new();
     let token = session(&http, &url_a, "host").await;
-    let room: Value = http
-        .post(format!("{url_a}/api/rooms"))
-        .bearer_auth(&token)
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("room")
-        .json()
-        .await
-        .expect("room body");
-    let id = room["id"].as_str().expect("id").to_string();
+    let id = create_room(&http, &url_a, &token).await;
     let mut holder = connect(&url_a, &token).await;
     request(&mut holder, 1, "join:room", json!({ "roomId": id })).await;
     request(&mut holder, 2, "lock:acquire", json!({ "roomId": id, "msg": "Uploading 1/3" })).await;

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
+mod api;
 mod failover;
 mod floor;
 mod subscriber;
@@ -292,27 +293,8 @@ async fn fanout(args: Fanout) {
     let pids: Vec<u32> = spawned.iter().map(|s| s.child.id()).collect();
     let rss = |pids: &[u32]| -> Option<u64> { pids.iter().map(|p| rss_kib(*p)).sum() };
     let http = reqwest::Client::new();
-    let session: Value = http
-        .post(format!("{url}/api/session"))
-        .json(&json!({ "userName": "bench" }))
-        .send()
-        .await
-        .expect("session")
-        .json()
-        .await
-        .expect("session body");
-    let token = session["token"].as_str().expect("token").to_string();
-    let room: Value = http
-        .post(format!("{url}/api/rooms"))
-        .bearer_auth(&token)
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("room")
-        .json()
-        .await
-        .expect("room body");
-    let room_id = room["id"].as_str().expect("room id").to_string();
+    let token = api::session(&http, &url, "bench").await;
+    let room_id = api::create_room(&http, &url, &token).await;
 
     let rss_before = rss(&pids);
     let ws_urls: Vec<String> = urls.iter().map(|u| u.replace("http://", "ws://") + "/ws?token=" + &token).collect();

@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use serde_json::{Value, json};
+use serde_json::json;
 
+use super::api::{create_room, session};
 use super::{cpu_millis, spawn_server};
 
 #[derive(Args)]
@@ -32,29 +33,10 @@ pub async fn run(args: Writes) {
     let (url, server) = spawn_server(args.server_bin.clone(), None, 0, &extra).await;
     let pid = server.child.id().to_string();
     let http = reqwest::Client::new();
-    let session: Value = http
-        .post(format!("{url}/api/session"))
-        .json(&json!({ "userName": "writer" }))
-        .send()
-        .await
-        .expect("session")
-        .json()
-        .await
-        .expect("session body");
-    let token = session["token"].as_str().expect("token").to_string();
+    let token = session(&http, &url, "writer").await;
     let mut rooms = Vec::new();
     for _ in 0..args.writers {
-        let room: Value = http
-            .post(format!("{url}/api/rooms"))
-            .bearer_auth(&token)
-            .json(&json!({}))
-            .send()
-            .await
-            .expect("room")
-            .json()
-            .await
-            .expect("room body");
-        rooms.push(room["id"].as_str().expect("id").to_string());
+        rooms.push(create_room(&http, &url, &token).await);
     }
     let cpu_before = (cpu_millis(&pid), cpu_millis("self"));
     let done = Arc::new(AtomicU64::new(0));

@@ -3,8 +3,8 @@
 //! task); the broker records owners and presence, carries a room's deltas
 //! and events to the servers following it, and carries requests to a
 //! room's owner. `LocalBroker` is the single-server default (every room is
-//! owned here and nothing crosses a process); the Redis implementation
-//! lives in `crate::redis`.
+//! owned here and nothing crosses a process); the shared implementation
+//! lives outside the engine and depends on it, never the reverse.
 //!
 //! What the broker receives arrives as [`Inbound`] on one queue, in the
 //! order the other servers sent it.

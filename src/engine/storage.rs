@@ -1,8 +1,8 @@
 //! Durable state behind one trait the engine owns: rooms, the default
 //! room, sessions, frames and chat. The engine holds the live state;
-//! storage is what survives a restart. Two backends: embedded SQLite
-//! (`crate::sqlite`, the default) and Redis (`crate::redis`, shared by
-//! several servers).
+//! storage is what survives a restart. The engine depends on this trait
+//! only; the embedded default and the shared backend implement it outside
+//! the engine (see docs/architecture.md).
 
 use app::model::{ChatMessage, RoomMetadata};
 use async_trait::async_trait;
