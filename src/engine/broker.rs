@@ -19,7 +19,6 @@ use super::command::{Command, Outcome};
 use super::connection::Frame;
 use super::errors::EngineError;
 pub use super::presence::PresenceRecord;
-use super::storage::StoredRoom;
 
 /// Why the broker could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -139,7 +138,7 @@ pub trait Broker: Send + Sync + 'static {
     /// Stores a room's new state and publishes its delta to every server,
     /// as one step that fails when the room has another owner (then
     /// [`Inbound::Lost`] follows).
-    fn commit(&self, room: &StoredRoom, payload: &Frame);
+    fn commit(&self, meta: &RoomMetadata, last_active: f64, payload: &Frame);
     /// A room event for the room's connections on other servers.
     fn publish(&self, room: &str, to: Audience<'_>, payload: &Frame);
     /// A deleted room: tells every server and gives the room up.
@@ -232,7 +231,7 @@ impl Broker for LocalBroker {
 
     async fn leave(&self) {}
 
-    fn commit(&self, _room: &StoredRoom, _payload: &Frame) {}
+    fn commit(&self, _meta: &RoomMetadata, _last_active: f64, _payload: &Frame) {}
 
     fn publish(&self, _room: &str, _to: Audience<'_>, _payload: &Frame) {}
 

@@ -105,8 +105,11 @@ impl Engine {
             Arc::new(Shared { storage, directory, settings, metrics: Arc::new(Metrics::default()), broker, expired });
         let rooms = DashMap::new();
         for (meta, last_active) in metas {
-            let payload = frame(ServerEvent::RoomUpdate(RoomDelta::creation(&meta)).to_json());
-            shared.broker.commit(&StoredRoom { meta: meta.clone(), last_active }, &payload);
+            // Other servers learn of the rooms taken here (alone, nobody does).
+            if shared.broker.is_shared() {
+                let payload = frame(ServerEvent::RoomUpdate(RoomDelta::creation(&meta)).to_json());
+                shared.broker.commit(&meta, last_active, &payload);
+            }
             rooms.insert(room_key(&meta.id), RoomHandle::spawn(meta, last_active, shared.clone()));
         }
         tracing::info!(rooms = rooms.len(), followed = remote.len(), "engine started");
@@ -263,7 +266,7 @@ impl Engine {
         let handle = RoomHandle::spawn(meta.clone(), now, shared.clone());
         self.inner.rooms.insert(room_key(&meta.id), handle);
         let payload = frame(ServerEvent::RoomUpdate(RoomDelta::creation(&meta)).to_json());
-        shared.broker.commit(&stored, &payload);
+        shared.broker.commit(&meta, now, &payload);
         shared.directory.upsert(meta.clone(), payload).await;
         tracing::info!(room = %meta.id, host = %user.id, "room created");
         Ok(meta)

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use app::model::RoomMetadata;
 use async_trait::async_trait;
 use dashmap::DashMap;
 use rand::Rng;
@@ -245,10 +246,10 @@ impl Broker for RedisBroker {
         let _: Result<(), _> = c.del(self.keys().heartbeat(&self.inner.node)).await;
     }
 
-    fn commit(&self, room: &StoredRoom, payload: &Frame) {
-        let Ok(record) = encode_room(room) else { return };
-        let header = OverviewMsg::Upsert { origin: self.inner.node.to_string(), meta: Box::new(room.meta.clone()) };
-        let key = app::ids::room_key(&room.meta.id);
+    fn commit(&self, meta: &RoomMetadata, last_active: f64, payload: &Frame) {
+        let Ok(record) = encode_room(&StoredRoom { meta: meta.clone(), last_active }) else { return };
+        let header = OverviewMsg::Upsert { origin: self.inner.node.to_string(), meta: Box::new(meta.clone()) };
+        let key = app::ids::room_key(&meta.id);
         self.send(Outgoing::Commit { key, record, message: encode(&header, payload) });
     }
 

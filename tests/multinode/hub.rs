@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use app::model::RoomMetadata;
 use async_trait::async_trait;
 use roomcast::engine::broker::{
     Audience, Broker, BrokerError, BrokerResult, HeldLock, Inbound, Nodes, PresenceRecord, RoomEvent, Target,
@@ -339,8 +340,9 @@ impl Broker for MemoryBroker {
         self.hub.kill(&self.node);
     }
 
-    fn commit(&self, room: &StoredRoom, payload: &Frame) {
-        let op = Op::Commit { node: self.node.to_string(), room: room.clone(), payload: payload.clone() };
+    fn commit(&self, meta: &RoomMetadata, last_active: f64, payload: &Frame) {
+        let room = StoredRoom { meta: meta.clone(), last_active };
+        let op = Op::Commit { node: self.node.to_string(), room, payload: payload.clone() };
         let _ = self.hub.ops.send(op);
     }
 

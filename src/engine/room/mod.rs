@@ -325,8 +325,7 @@ impl RoomActor {
         let sent = self.fan_out(&payload, skip, true);
         self.shared.metrics.deltas(sent);
         self.publish_pulse();
-        let stored = StoredRoom { meta: self.meta.clone(), last_active: self.last_active_unix() };
-        self.shared.broker.commit(&stored, &payload);
+        self.shared.broker.commit(&self.meta, self.last_active_unix(), &payload);
         self.shared.directory.upsert(self.meta.clone(), payload).await;
     }
 

@@ -41,8 +41,7 @@ impl RoomActor {
     /// creation delta applies over any older version).
     pub(super) fn republish(&self) {
         let payload = frame(ServerEvent::RoomUpdate(RoomDelta::creation(&self.meta)).to_json());
-        let stored = StoredRoom { meta: self.meta.clone(), last_active: self.last_active_unix() };
-        self.shared.broker.commit(&stored, &payload);
+        self.shared.broker.commit(&self.meta, self.last_active_unix(), &payload);
         if self.present.values().any(|p| matches!(p.member.link, Link::Node(_))) {
             self.shared.broker.publish(&self.key, Audience::All { skip: None }, &payload);
         }
