@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{RedisTarget, TestServer, Ws, assert_reply_ok, match_all};
+use common::{RedisTarget, TestServer, assert_reply_ok, match_all, user};
 use serde_json::{Value, json};
 
 /// Heartbeat expiry used here; a dead server is noticed within it and a
@@ -20,12 +20,6 @@ async fn pair() -> (TestServer, TestServer) {
     let a = TestServer::start_on_redis(Some(redis.clone()), &args).await;
     let b = TestServer::start_on_redis(Some(redis), &args).await;
     (a, b)
-}
-
-async fn user(server: &TestServer, name: &str) -> (String, Ws) {
-    let token = server.session(name).await;
-    let ws = server.ws(&token).await;
-    (token, ws)
 }
 
 async fn room_on(server: &TestServer, id: &str) -> Value {

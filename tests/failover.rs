@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{RedisTarget, TestServer, Ws, assert_reply_ok};
+use common::{RedisTarget, TestServer, Ws, assert_reply_ok, user};
 use serde_json::{Value, json};
 
 const ARGS: [&str; 4] = ["--node-ttl-seconds", "1", "--rate-burst", "1000"];
@@ -24,12 +24,6 @@ async fn pair_on(redis: RedisTarget) -> (TestServer, TestServer) {
     let a = TestServer::start_on_redis(Some(redis.clone()), &ARGS).await;
     let b = TestServer::start_on_redis(Some(redis), &ARGS).await;
     (a, b)
-}
-
-async fn user(server: &TestServer, name: &str) -> (String, Ws) {
-    let token = server.session(name).await;
-    let ws = server.ws(&token).await;
-    (token, ws)
 }
 
 async fn room_on(server: &TestServer, id: &str) -> (u16, Value) {

@@ -432,6 +432,13 @@ pub fn assert_reply_error(reply: &Value, code: &str) {
     assert_eq!(reply["error"]["code"], code, "{reply}");
 }
 
+/// A new user's session token and a socket of theirs.
+pub async fn user(server: &TestServer, name: &str) -> (String, Ws) {
+    let token = server.session(name).await;
+    let ws = server.ws(&token).await;
+    (token, ws)
+}
+
 pub fn assert_reply_ok(reply: &Value) -> &Value {
     assert_eq!(reply["ok"], true, "{reply}");
     &reply["data"]
