@@ -130,6 +130,69 @@ pub struct Config {
     /// and take over its rooms (within this time and a quarter more).
     #[arg(long, env = "ROOMCAST_NODE_TTL_SECONDS", default_value_t = 5.0)]
     pub node_ttl_seconds: f64,
+    /// Proxies whose `X-Forwarded-For` names the client (comma-separated
+    /// addresses). From anyone else the header is ignored and the client is
+    /// the peer of the TCP connection.
+    #[arg(long, env = "ROOMCAST_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+
+    /// REST requests per second one client address may make (beyond:
+    /// 429 `rate_limited`).
+    #[arg(long, env = "ROOMCAST_REST_RATE_PER_SECOND", default_value_t = 20.0)]
+    pub rest_rate_per_second: f64,
+
+    /// Burst of REST requests one client address may make at once.
+    #[arg(long, env = "ROOMCAST_REST_RATE_BURST", default_value_t = 200.0)]
+    pub rest_rate_burst: f64,
+
+    /// Sessions one client address may create per minute.
+    #[arg(long, env = "ROOMCAST_SESSION_RATE_PER_MINUTE", default_value_t = 6.0)]
+    pub session_rate_per_minute: f64,
+
+    /// Burst of sessions one client address may create at once.
+    #[arg(long, env = "ROOMCAST_SESSION_RATE_BURST", default_value_t = 20.0)]
+    pub session_rate_burst: f64,
+
+    /// Seconds a connection has to send a request's complete headers,
+    /// counted from its opening or from its previous response (so also how
+    /// long an idle keep-alive connection is kept).
+    #[arg(long, env = "ROOMCAST_HEADER_TIMEOUT_SECONDS", default_value_t = 10.0)]
+    pub header_timeout_seconds: f64,
+
+    /// Seconds a request (its body included) has to arrive and be answered
+    /// (beyond: 408 `timeout`).
+    #[arg(long, env = "ROOMCAST_REQUEST_TIMEOUT_SECONDS", default_value_t = 30.0)]
+    pub request_timeout_seconds: f64,
+
+    /// Seconds a WebSocket upgrade has to complete once its request was
+    /// read (the session looked up, the answer taken by the client).
+    #[arg(long, env = "ROOMCAST_WS_HANDSHAKE_TIMEOUT_SECONDS", default_value_t = 10.0)]
+    pub ws_handshake_timeout_seconds: f64,
+
+    /// TCP connections the server holds at most (beyond: 503 and close).
+    #[arg(long, env = "ROOMCAST_MAX_CONNECTIONS", default_value_t = 20_000)]
+    pub max_connections: usize,
+
+    /// TCP connections one client address may hold at once.
+    #[arg(long, env = "ROOMCAST_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 256)]
+    pub max_connections_per_address: usize,
+
+    /// WebSockets one user may hold at once (beyond: close 1013).
+    #[arg(long, env = "ROOMCAST_MAX_SOCKETS_PER_USER", default_value_t = 32)]
+    pub max_sockets_per_user: usize,
+
+    /// Days a session is kept after its last use; then it is removed.
+    #[arg(long, env = "ROOMCAST_SESSION_TTL_DAYS", default_value_t = 30.0)]
+    pub session_ttl_days: f64,
+
+    /// Chat messages kept per room; older ones are removed as new ones
+    /// arrive.
+    #[arg(long, env = "ROOMCAST_MAX_CHAT_PER_ROOM", default_value_t = 10_000)]
+    pub max_chat_per_room: u64,
+
+    /// Frames one room may hold (an append beyond: 413 `too_large`).
+    #[arg(long, env = "ROOMCAST_MAX_FRAMES_PER_ROOM", default_value_t = 100_000)]
+    pub max_frames_per_room: u64,
 }
 
 fn seconds(s: f64) -> Duration {
@@ -156,8 +219,26 @@ impl Config {
             chat_burst: self.chat_burst.max(1),
             chat_window: seconds(self.chat_window_seconds),
             node_ttl: self.node_ttl(),
+            max_chat_per_room: self.max_chat_per_room.max(1),
+            max_frames_per_room: self.max_frames_per_room,
             ..Default::default()
         }
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        seconds(self.request_timeout_seconds).max(Duration::from_millis(100))
+    }
+
+    pub fn header_timeout(&self) -> Duration {
+        seconds(self.header_timeout_seconds).max(Duration::from_millis(100))
+    }
+
+    pub fn ws_handshake_timeout(&self) -> Duration {
+        seconds(self.ws_handshake_timeout_seconds).max(Duration::from_millis(100))
+    }
+
+    pub fn session_ttl(&self) -> Duration {
+        seconds(self.session_ttl_days * 86_400.0).max(Duration::from_secs(1))
     }
 
     pub fn ping_interval(&self) -> Duration {

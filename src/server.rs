@@ -2,23 +2,26 @@
 //! transport, and graceful shutdown.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use leptos::prelude::LeptosOptions;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
+use crate::engine;
 use crate::engine::broker::{Broker, Inbound, LocalBroker};
 use crate::engine::storage::Storage;
-use crate::engine::{self, Engine};
 use crate::sessions::Sessions;
 use crate::sqlite::SqliteStorage;
+use crate::transport::limits::{ConnectionCaps, Limits};
+use crate::transport::listen::{self, ListenOptions};
 use crate::transport::state::AppState;
-use crate::transport::{pages, rest, ws};
+use crate::transport::throttle::{Buckets, Throttle};
+use crate::transport::{admission, pages, rest, ws};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -41,18 +44,46 @@ async fn backends(config: &Config) -> Result<Backends, BoxError> {
     }
 }
 
+fn connection_caps(config: &Config) -> ConnectionCaps {
+    ConnectionCaps {
+        total: config.max_connections.max(1),
+        per_address: config.max_connections_per_address.max(1),
+        sockets_per_user: config.max_sockets_per_user.max(1),
+    }
+}
+
+fn throttle_settings(config: &Config) -> Throttle {
+    Throttle {
+        rest: Buckets::new(config.rest_rate_per_second, config.rest_rate_burst),
+        sessions: Buckets::new(config.session_rate_per_minute / 60.0, config.session_rate_burst),
+        trusted_proxies: config.trusted_proxies.clone(),
+        request_timeout: config.request_timeout(),
+    }
+}
+
 /// Builds the router and its state.
-pub async fn build(config: Config, shutdown: watch::Receiver<bool>) -> Result<(Router, Engine), BoxError> {
+pub async fn build(config: Config, shutdown: watch::Receiver<bool>) -> Result<(Router, AppState), BoxError> {
     let (storage, broker, inbox) = backends(&config).await?;
     let engine = engine::start(storage.clone(), broker, inbox, config.engine_settings()).await?;
-    let sessions = Sessions::new(storage);
+    let sessions = Sessions::new(storage, config.session_ttl());
+    sessions.start_sweeping();
     let leptos_options = LeptosOptions::builder()
         .output_name("roomcast")
         .site_root(config.site_root.to_string_lossy().to_string())
         .site_pkg_dir("pkg")
         .site_addr(config.addr)
         .build();
-    let state = AppState { engine: engine.clone(), sessions, config: Arc::new(config), leptos_options, shutdown };
+    let limits = Limits::new(connection_caps(&config), config.trusted_proxies.clone());
+    let throttle = Arc::new(throttle_settings(&config));
+    let state = AppState {
+        engine: engine.clone(),
+        sessions,
+        config: Arc::new(config),
+        leptos_options,
+        limits,
+        throttle,
+        shutdown,
+    };
 
     let routes = generate_route_list(app::App);
     let data = pages::server_data(&engine);
@@ -67,40 +98,38 @@ pub async fn build(config: Config, shutdown: watch::Receiver<bool>) -> Result<(R
             move || app::shell(options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), pages::ensure_session))
-        .with_state(state);
-    Ok((router, engine))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), pages::page_session))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), admission::admit))
+        .with_state(state.clone());
+    Ok((router, state))
 }
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> Result<(), BoxError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let addr = config.addr;
-    let config_send_buffer = config.tcp_send_buffer;
-    let (router, engine) = build(config, stop_rx).await?;
+    let options = ListenOptions {
+        header_timeout: config.header_timeout(),
+        tcp_send_buffer: config.tcp_send_buffer,
+        drain: Duration::from_secs(5),
+    };
+    let (router, state) = build(config, stop_rx).await?;
     let listener = TcpListener::bind(addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "roomcast listening");
-    let send_buffer = config_send_buffer;
-    let listener = listener.tap_io(move |tcp| {
-        let _ = tcp.set_nodelay(true);
-        if let Some(size) = send_buffer {
-            let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(size);
-        }
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down");
-            let _ = stop_tx.send(true);
-        })
-        .await?;
+    let stopping = async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    };
+    listen::serve(listener, router, state.limits.clone(), options, stopping).await;
     // Upgraded WebSocket connections outlive the HTTP server: give them
     // time to send `server:shutdown` and close with 1012.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    let engine = state.engine;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while engine.metrics().connections.load(std::sync::atomic::Ordering::Relaxed) > 0
         && tokio::time::Instant::now() < deadline
     {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     engine.leave_cluster().await;
     tracing::info!("stopped");

@@ -17,12 +17,13 @@ pub enum ErrorCode {
     RateLimited,
     Capacity,
     Unavailable,
+    Timeout,
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, for metrics and documentation.
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::BadRequest,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
@@ -34,6 +35,7 @@ impl ErrorCode {
         ErrorCode::RateLimited,
         ErrorCode::Capacity,
         ErrorCode::Unavailable,
+        ErrorCode::Timeout,
         ErrorCode::Internal,
     ];
 
@@ -49,6 +51,7 @@ impl ErrorCode {
             ErrorCode::Locked => 423,
             ErrorCode::RateLimited => 429,
             ErrorCode::Capacity | ErrorCode::Unavailable => 503,
+            ErrorCode::Timeout => 408,
             ErrorCode::Internal => 500,
         }
     }
@@ -66,6 +69,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Capacity => "capacity",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Timeout => "timeout",
             ErrorCode::Internal => "internal",
         }
     }

@@ -151,6 +151,23 @@ impl Drop for Spawned {
     }
 }
 
+/// All load comes from 127.0.0.1: the per-address and per-user limits
+/// are lifted (the soak run sets its own).
+const UNLIMITED: [&str; 12] = [
+    "--rest-rate-per-second",
+    "1000000",
+    "--rest-rate-burst",
+    "1000000",
+    "--session-rate-per-minute",
+    "1000000",
+    "--session-rate-burst",
+    "1000000",
+    "--max-connections-per-address",
+    "1000000",
+    "--max-sockets-per-user",
+    "1000000",
+];
+
 async fn spawn_server(
     bin: Option<PathBuf>,
     redis: Option<(&str, &str)>,
@@ -171,6 +188,7 @@ async fn spawn_server(
         .args(["--addr", &format!("127.0.0.1:{port}"), "--db"])
         .arg(dir.join("bench.db"))
         .args(["--rate-burst", "100000", "--rate-per-second", "100000"])
+        .args(UNLIMITED)
         .args(&shared)
         .args(extra)
         .env("RUST_LOG", "warn")

@@ -94,6 +94,10 @@ pub fn storage_failed(e: StorageError) -> EngineError {
             tracing::warn!(error = %why, "storage unreachable");
             unavailable("storage is unreachable; the change was not made, retry")
         }
+        StorageError::Full(why) => {
+            tracing::error!(error = %why, "storage full");
+            unavailable("storage is full; the change was not made, retry later")
+        }
         StorageError::Failed(why) => {
             tracing::error!(error = %why, "storage failed");
             EngineError::internal("storage failed; the change was not made")

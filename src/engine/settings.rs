@@ -25,6 +25,10 @@ pub struct EngineSettings {
     /// its rooms move, and requests to them wait up to twice this and a
     /// second for the new owner.
     pub node_ttl: Duration,
+    /// Chat messages kept per room (older ones are removed).
+    pub max_chat_per_room: u64,
+    /// Frames one room may hold.
+    pub max_frames_per_room: u64,
 }
 
 impl Default for EngineSettings {
@@ -40,6 +44,8 @@ impl Default for EngineSettings {
             chat_window: Duration::from_secs(5),
             max_signal_bytes: 16 * 1024,
             node_ttl: Duration::from_secs(5),
+            max_chat_per_room: 10_000,
+            max_frames_per_room: 100_000,
         }
     }
 }

@@ -4,16 +4,21 @@
 //! only; the embedded default and the shared backend implement it outside
 //! the engine (see docs/architecture.md).
 
+use std::time::Duration;
+
 use app::model::{ChatMessage, RoomMetadata};
 use async_trait::async_trait;
 
 /// A failure of the storage backend. The engine leaves the live state
 /// unchanged and answers `unavailable` (retry later) when the backend
 /// could not be reached, `internal` otherwise.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("storage unreachable: {0}")]
     Unavailable(String),
+    /// The disk (or the memory of the store) is full: nothing was written.
+    #[error("storage full: {0}")]
+    Full(String),
     #[error("storage: {0}")]
     Failed(String),
 }
@@ -28,11 +33,13 @@ pub struct StoredRoom {
 }
 
 /// A user identity behind a token. Only a hash of the token is stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct StoredSession {
     pub token_hash: String,
     pub user_id: String,
     pub user_name: String,
+    /// When it was last used (Unix seconds), where the store keeps it.
+    pub last_seen: Option<f64>,
 }
 
 #[async_trait]
@@ -47,8 +54,15 @@ pub trait Storage: Send + Sync + 'static {
     async fn delete_room(&self, id: &str) -> StorageResult<()>;
     async fn default_room(&self) -> StorageResult<Option<String>>;
     async fn set_default_room(&self, id: Option<&str>) -> StorageResult<()>;
-    async fn save_session(&self, session: &StoredSession) -> StorageResult<()>;
+    /// Creates or renames a session, marking it used now; it is kept
+    /// while it is used at least once per `ttl`.
+    async fn save_session(&self, session: &StoredSession, ttl: Duration) -> StorageResult<()>;
     async fn session(&self, token_hash: &str) -> StorageResult<Option<StoredSession>>;
+    /// Marks a session used now.
+    async fn touch_session(&self, token_hash: &str, ttl: Duration) -> StorageResult<()>;
+    /// Removes sessions unused for `ttl`; returns how many (a store that
+    /// expires entries by itself removes nothing here).
+    async fn remove_idle_sessions(&self, ttl: Duration) -> StorageResult<u64>;
 
     /// Appends frames (raw JSON texts) at index `room.meta.frame_count -
     /// frames.len()` and saves the room record, in one transaction.
@@ -56,8 +70,9 @@ pub trait Storage: Send + Sync + 'static {
     /// Up to `limit` frames from `offset`, as raw JSON texts.
     async fn frames(&self, room_id: &str, offset: u64, limit: u64) -> StorageResult<Vec<String>>;
 
-    /// Inserts or replaces (an edit) a chat message.
-    async fn save_chat(&self, message: &ChatMessage) -> StorageResult<()>;
+    /// Inserts or replaces (an edit) a chat message, and removes the room's
+    /// messages older than the newest `keep`, in one transaction.
+    async fn save_chat(&self, message: &ChatMessage, keep: u64) -> StorageResult<()>;
     /// Up to `limit` messages with ids below `before` (all when `None`),
     /// the newest of them, oldest first.
     async fn chat_page(&self, room_id: &str, before: Option<u64>, limit: u64) -> StorageResult<Vec<ChatMessage>>;

@@ -37,6 +37,20 @@ redis.call('SREM', KEYS[2], ARGV[2])
 redis.call('DEL', KEYS[3])
 return 1";
 
+/// The field of a room's chat hash that holds its newest message id.
+pub const LAST_CHAT_FIELD: &str = "last";
+
+/// Saves a chat message, keeps the newest id in `last` and removes the
+/// message that fell out of the kept window. KEYS: chat hash.
+/// ARGV: id, message, how many to keep.
+pub const SAVE_CHAT: &str = r"
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local id = tonumber(ARGV[1])
+if id > tonumber(redis.call('HGET', KEYS[1], 'last') or '0') then redis.call('HSET', KEYS[1], 'last', ARGV[1]) end
+local gone = id - tonumber(ARGV[3])
+if gone >= 1 then redis.call('HDEL', KEYS[1], tostring(gone)) end
+return 1";
+
 /// Frees the matchmaking lock if it is still ours. KEYS: lock. ARGV: token.
 pub const UNLOCK: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end

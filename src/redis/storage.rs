@@ -5,8 +5,11 @@
 //! a room is one JSON string (its metadata, with its version, and its last
 //! activity), so a change and its version number are written in one step;
 //! `rooms` is the set of room keys; frames are a list per room; chat is a
-//! hash per room from message id to JSON (ids are dense, so the highest id
-//! is the hash's length).
+//! hash per room from message id to JSON, with the newest id in its field
+//! `last` (older messages beyond the cap are removed as new ones come).
+//! Sessions are keys with a TTL that each use renews.
+
+use std::time::Duration;
 
 use app::ids::room_key;
 use app::model::{ChatMessage, RoomMetadata};
@@ -16,6 +19,7 @@ use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
 use super::keys::Keys;
+use super::scripts::{LAST_CHAT_FIELD, SAVE_CHAT};
 use crate::engine::storage::{Storage, StorageError, StorageResult, StoredRoom, StoredSession};
 
 #[derive(Clone)]
@@ -27,7 +31,9 @@ pub struct RedisStorage {
 /// A Redis failure: `Unavailable` when Redis could not be reached (the
 /// write was not made and may be retried), else `Failed`.
 pub(super) fn redis_err(e: redis::RedisError) -> StorageError {
-    if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() {
+    if e.code() == Some("OOM") {
+        StorageError::Full(e.to_string())
+    } else if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() {
         StorageError::Unavailable(e.to_string())
     } else {
         StorageError::Failed(e.to_string())
@@ -132,11 +138,22 @@ impl Storage for RedisStorage {
         }
     }
 
-    async fn save_session(&self, s: &StoredSession) -> StorageResult<()> {
+    async fn save_session(&self, s: &StoredSession, ttl: Duration) -> StorageResult<()> {
         let text = serde_json::to_string(&SessionRecord { user_id: s.user_id.clone(), user_name: s.user_name.clone() })
             .map_err(err)?;
         let mut c = self.conn.clone();
-        c.set(self.keys.session(&s.token_hash), text).await.map_err(redis_err)
+        c.set_ex(self.keys.session(&s.token_hash), text, ttl.as_secs().max(1)).await.map_err(redis_err)
+    }
+
+    async fn touch_session(&self, token_hash: &str, ttl: Duration) -> StorageResult<()> {
+        let mut c = self.conn.clone();
+        let ttl = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
+        c.expire::<_, ()>(self.keys.session(token_hash), ttl).await.map_err(redis_err)
+    }
+
+    /// Session keys carry their TTL: Redis removes them itself.
+    async fn remove_idle_sessions(&self, _ttl: Duration) -> StorageResult<u64> {
+        Ok(0)
     }
 
     async fn session(&self, token_hash: &str) -> StorageResult<Option<StoredSession>> {
@@ -144,7 +161,12 @@ impl Storage for RedisStorage {
         let text: Option<String> = c.get(self.keys.session(token_hash)).await.map_err(redis_err)?;
         let Some(text) = text else { return Ok(None) };
         let r: SessionRecord = serde_json::from_str(&text).map_err(err)?;
-        Ok(Some(StoredSession { token_hash: token_hash.to_string(), user_id: r.user_id, user_name: r.user_name }))
+        Ok(Some(StoredSession {
+            token_hash: token_hash.to_string(),
+            user_id: r.user_id,
+            user_name: r.user_name,
+            last_seen: None,
+        }))
     }
 
     async fn append_frames(&self, room: &StoredRoom, frames: Vec<String>) -> StorageResult<()> {
@@ -172,10 +194,17 @@ impl Storage for RedisStorage {
         c.lrange(self.keys.frames(&room_key(room_id)), start, stop).await.map_err(redis_err)
     }
 
-    async fn save_chat(&self, message: &ChatMessage) -> StorageResult<()> {
+    async fn save_chat(&self, message: &ChatMessage, keep: u64) -> StorageResult<()> {
         let text = serde_json::to_string(message).map_err(err)?;
         let mut c = self.conn.clone();
-        c.hset(self.keys.chat(&room_key(&message.room_id)), message.id, text).await.map_err(redis_err)
+        redis::Script::new(SAVE_CHAT)
+            .key(self.keys.chat(&room_key(&message.room_id)))
+            .arg(message.id)
+            .arg(text)
+            .arg(keep)
+            .invoke_async::<()>(&mut c)
+            .await
+            .map_err(redis_err)
     }
 
     async fn chat_page(&self, room_id: &str, before: Option<u64>, limit: u64) -> StorageResult<Vec<ChatMessage>> {
@@ -204,6 +233,12 @@ impl Storage for RedisStorage {
 
     async fn last_chat_id(&self, room_id: &str) -> StorageResult<u64> {
         let mut c = self.conn.clone();
-        c.hlen(self.keys.chat(&room_key(room_id))).await.map_err(redis_err)
+        let chat = self.keys.chat(&room_key(room_id));
+        let last: Option<u64> = c.hget(&chat, LAST_CHAT_FIELD).await.map_err(redis_err)?;
+        match last {
+            Some(last) => Ok(last),
+            // Written before history was capped: ids are dense from 1.
+            None => c.hlen(&chat).await.map_err(redis_err),
+        }
     }
 }

@@ -7,6 +7,7 @@ mod writer;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use app::model::{ChatMessage, RoomMetadata};
 use async_trait::async_trait;
@@ -24,7 +25,8 @@ CREATE TABLE IF NOT EXISTS rooms (
 CREATE TABLE IF NOT EXISTS sessions (
     token_hash TEXT PRIMARY KEY,
     user_id TEXT NOT NULL UNIQUE,
-    user_name TEXT NOT NULL
+    user_name TEXT NOT NULL,
+    last_seen REAL NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS frames (
     room TEXT NOT NULL,
@@ -70,6 +72,7 @@ impl SqliteStorage {
         }
         let writing = connect(path)?;
         writing.execute_batch(SCHEMA).map_err(err)?;
+        migrate(&writing)?;
         let reader = Arc::new(Mutex::new(connect(path)?));
         Ok(SqliteStorage { reader, writer: Arc::new(Writer::start(writing, max_batch)?) })
     }
@@ -101,6 +104,30 @@ fn connect(path: &Path) -> StorageResult<Connection> {
     conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
     conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
     Ok(conn)
+}
+
+/// Brings a database of an earlier version up to this schema.
+fn migrate(conn: &Connection) -> StorageResult<()> {
+    let has_last_seen: bool = conn
+        .query_row("SELECT COUNT(*) FROM pragma_table_info('sessions') WHERE name = 'last_seen'", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_err(err)?
+        > 0;
+    if !has_last_seen {
+        // Sessions from before expiry count as used at the upgrade.
+        conn.execute_batch(&format!(
+            "ALTER TABLE sessions ADD COLUMN last_seen REAL NOT NULL DEFAULT 0;
+             UPDATE sessions SET last_seen = {};",
+            unix_now()
+        ))
+        .map_err(err)?;
+    }
+    conn.execute_batch("CREATE INDEX IF NOT EXISTS sessions_last_seen ON sessions (last_seen)").map_err(err)
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn key(id: &str) -> String {
@@ -188,13 +215,14 @@ impl Storage for SqliteStorage {
         .await
     }
 
-    async fn save_session(&self, s: &StoredSession) -> StorageResult<()> {
+    async fn save_session(&self, s: &StoredSession, _ttl: Duration) -> StorageResult<()> {
         let s = s.clone();
+        let now = unix_now();
         self.write(move |c| {
             c.execute(
-                "INSERT INTO sessions (token_hash, user_id, user_name) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(token_hash) DO UPDATE SET user_name = excluded.user_name",
-                params![s.token_hash, s.user_id, s.user_name],
+                "INSERT INTO sessions (token_hash, user_id, user_name, last_seen) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(token_hash) DO UPDATE SET user_name = excluded.user_name, last_seen = excluded.last_seen",
+                params![s.token_hash, s.user_id, s.user_name, now],
             )
             .map(|_| ())
         })
@@ -204,12 +232,44 @@ impl Storage for SqliteStorage {
     async fn session(&self, token_hash: &str) -> StorageResult<Option<StoredSession>> {
         let h = token_hash.to_string();
         self.with(move |c| {
-            c.query_row("SELECT token_hash, user_id, user_name FROM sessions WHERE token_hash = ?1", params![h], |r| {
-                Ok(StoredSession { token_hash: r.get(0)?, user_id: r.get(1)?, user_name: r.get(2)? })
-            })
+            c.query_row(
+                "SELECT token_hash, user_id, user_name, last_seen FROM sessions WHERE token_hash = ?1",
+                params![h],
+                |r| {
+                    Ok(StoredSession {
+                        token_hash: r.get(0)?,
+                        user_id: r.get(1)?,
+                        user_name: r.get(2)?,
+                        last_seen: Some(r.get(3)?),
+                    })
+                },
+            )
             .optional()
         })
         .await
+    }
+
+    async fn touch_session(&self, token_hash: &str, _ttl: Duration) -> StorageResult<()> {
+        let h = token_hash.to_string();
+        let now = unix_now();
+        self.write(move |c| {
+            c.prepare_cached("UPDATE sessions SET last_seen = ?2 WHERE token_hash = ?1")?.execute(params![h, now])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_idle_sessions(&self, ttl: Duration) -> StorageResult<u64> {
+        let cutoff = unix_now() - ttl.as_secs_f64();
+        let removed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let count = removed.clone();
+        self.write(move |c| {
+            let n = c.execute("DELETE FROM sessions WHERE last_seen < ?1", params![cutoff])?;
+            count.store(n as u64, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        })
+        .await?;
+        Ok(removed.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     async fn append_frames(&self, room: &StoredRoom, frames: Vec<String>) -> StorageResult<()> {
@@ -241,17 +301,19 @@ impl Storage for SqliteStorage {
         .await
     }
 
-    async fn save_chat(&self, message: &ChatMessage) -> StorageResult<()> {
+    async fn save_chat(&self, message: &ChatMessage, keep: u64) -> StorageResult<()> {
         let body = serde_json::to_string(message).map_err(err)?;
         let k = key(&message.room_id);
         let id = message.id as i64;
+        let oldest_kept = message.id.saturating_sub(keep.saturating_sub(1)) as i64;
         self.write(move |c| {
             c.prepare_cached(
                 "INSERT INTO chat (room, id, body) VALUES (?1, ?2, ?3)
                  ON CONFLICT(room, id) DO UPDATE SET body = excluded.body",
             )?
-            .execute(params![k, id, body])
-            .map(|_| ())
+            .execute(params![k, id, body])?;
+            c.prepare_cached("DELETE FROM chat WHERE room = ?1 AND id < ?2")?.execute(params![k, oldest_kept])?;
+            Ok(())
         })
         .await
     }

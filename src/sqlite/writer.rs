@@ -17,7 +17,7 @@ pub(super) type Job = Box<dyn FnOnce(&Connection) -> rusqlite::Result<()> + Send
 
 struct Request {
     job: Job,
-    done: oneshot::Sender<Result<(), String>>,
+    done: oneshot::Sender<StorageResult<()>>,
 }
 
 pub(super) struct Writer {
@@ -41,7 +41,7 @@ impl Writer {
         let (done, wait) = oneshot::channel();
         let gone = || StorageError::Failed("the database writer stopped".into());
         self.tx.send(Request { job, done }).map_err(|_| gone())?;
-        wait.await.map_err(|_| gone())?.map_err(StorageError::Failed)
+        wait.await.map_err(|_| gone())?
     }
 }
 
@@ -62,19 +62,19 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Request>, max_batch: usize) {
 fn commit(conn: &mut Connection, batch: Vec<Request>) {
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
-        Err(e) => return answer_all(batch, &e.to_string()),
+        Err(e) => return answer_all(batch, &classify(e)),
     };
     let mut answers = Vec::with_capacity(batch.len());
     for Request { job, done } in batch {
         let result = match tx.savepoint() {
             Ok(mut sp) => match job(&sp) {
-                Ok(()) => sp.commit().map_err(|e| e.to_string()),
+                Ok(()) => sp.commit().map_err(classify),
                 Err(e) => {
                     let _ = sp.rollback();
-                    Err(e.to_string())
+                    Err(classify(e))
                 }
             },
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(classify(e)),
         };
         answers.push((done, result));
     }
@@ -84,18 +84,26 @@ fn commit(conn: &mut Connection, batch: Vec<Request>) {
                 let _ = done.send(result);
             }
         }
-        Err(e) => {
-            let why = e.to_string();
-            for (done, _) in answers {
-                let _ = done.send(Err(why.clone()));
-            }
-        }
+        // The transaction was rolled back when `commit` failed.
+        Err(e) => answer_all_of(answers.into_iter().map(|(done, _)| done), &classify(e)),
     }
 }
 
-fn answer_all(batch: Vec<Request>, why: &str) {
-    for request in batch {
-        let _ = request.done.send(Err(why.to_string()));
+/// A failed write as the engine sees it: a full disk apart from the rest.
+pub(super) fn classify(e: rusqlite::Error) -> StorageError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DiskFull) => StorageError::Full(e.to_string()),
+        _ => StorageError::Failed(e.to_string()),
+    }
+}
+
+fn answer_all(batch: Vec<Request>, e: &StorageError) {
+    answer_all_of(batch.into_iter().map(|r| r.done), e);
+}
+
+fn answer_all_of(waiting: impl Iterator<Item = oneshot::Sender<StorageResult<()>>>, e: &StorageError) {
+    for done in waiting {
+        let _ = done.send(Err(e.clone()));
     }
 }
 

@@ -1,9 +1,13 @@
 //! Thin transports over the engine: REST, the WebSocket, and the pages.
 
+pub mod admission;
 pub mod auth;
 pub mod error;
+pub mod limits;
+pub mod listen;
 pub mod pages;
 pub mod rate_limit;
 pub mod rest;
 pub mod state;
+pub mod throttle;
 pub mod ws;

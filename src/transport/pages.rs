@@ -1,5 +1,5 @@
-//! The server-rendered pages: a browser's first visit gets a guest session
-//! cookie, and pages read rooms straight from the engine.
+//! The server-rendered pages: they see the visitor's session, if any, and
+//! read rooms straight from the engine.
 
 use std::sync::Arc;
 
@@ -7,12 +7,10 @@ use app::api::SessionInfo;
 use app::model::RoomMetadata;
 use app::ssr::{BoxFuture, RoomSource, ServerData};
 use axum::extract::{Request, State};
-use axum::http::HeaderValue;
-use axum::http::header::SET_COOKIE;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::auth::{cookie_token, session_cookie};
+use super::auth::cookie_token;
 use super::state::AppState;
 use crate::engine::Engine;
 
@@ -45,37 +43,26 @@ fn is_page(path: &str) -> bool {
         || last.contains('.'))
 }
 
-/// Gives a page request its session (creating a guest one on a first
-/// visit) as a request extension the pages read.
-pub async fn ensure_session(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+/// Gives a page request the visitor's session, if it has one, as a
+/// request extension the pages read. A first visit gets none: the browser
+/// asks for one when it first acts (opens its socket), so crawlers and
+/// page views leave nothing stored.
+pub async fn page_session(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     if !is_page(req.uri().path()) {
         return next.run(req).await;
     }
-    let existing = match cookie_token(req.headers()) {
+    let user = match cookie_token(req.headers()) {
         Some(token) => state.sessions.resolve(&token).await.ok().flatten(),
         None => None,
     };
-    let (info, new_cookie) = match existing {
-        Some(user) => {
-            (SessionInfo { token: None, user_id: user.id.to_string(), user_name: user.name.to_string() }, None)
-        }
-        None => match state.sessions.create_guest().await {
-            Ok(info) => {
-                let cookie = session_cookie(info.token.as_deref().unwrap_or_default(), state.config.secure_cookie);
-                (SessionInfo { token: None, ..info }, Some(cookie))
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "could not create a guest session");
-                return next.run(req).await;
-            }
-        },
-    };
-    req.extensions_mut().insert(info);
-    let mut response = next.run(req).await;
-    if let Some(cookie) = new_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
-        response.headers_mut().append(SET_COOKIE, cookie);
+    if let Some(user) = user {
+        req.extensions_mut().insert(SessionInfo {
+            token: None,
+            user_id: user.id.to_string(),
+            user_name: user.name.to_string(),
+        });
     }
-    response
+    next.run(req).await
 }
 
 #[cfg(test)]

@@ -21,6 +21,13 @@ impl TokenBucket {
         self.take_at(Instant::now())
     }
 
+    /// Whether the bucket would be full by now: its owner has been quiet
+    /// long enough to be forgotten.
+    pub fn is_full(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens + elapsed * self.rate >= self.burst
+    }
+
     fn take_at(&mut self, now: Instant) -> Result<(), u64> {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;

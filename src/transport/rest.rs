@@ -10,7 +10,7 @@ use app::model::{DeleteReason, RoomMetadata};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::header::{CONTENT_TYPE, SET_COOKIE};
 use axum::response::{IntoResponse, Response};
@@ -20,7 +20,9 @@ use serde_json::value::RawValue;
 
 use super::auth::{Admin, CurrentUser, session_cookie};
 use super::error::{ApiError, ApiResult, Json};
+use super::limits::{LimitKind, LimitStats};
 use super::state::AppState;
+use super::throttle::{ClientIp, rate_limited};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -46,7 +48,18 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-async fn create_session(State(state): State<AppState>, Json(req): Json<SessionRequest>) -> ApiResult<Response> {
+/// `POST /api/session`, at the stricter session rate of the address.
+async fn create_session(
+    State(state): State<AppState>,
+    client: Option<Extension<ClientIp>>,
+    Json(req): Json<SessionRequest>,
+) -> ApiResult<Response> {
+    if let Some(Extension(ClientIp(ip))) = client
+        && let Err(wait) = state.throttle.sessions.take(ip)
+    {
+        state.limits.hit(LimitKind::SessionRate);
+        return Err(rate_limited(LimitKind::SessionRate, wait));
+    }
     let info = state.sessions.create(&req.user_name).await?;
     let token = info.token.clone().unwrap_or_default();
     let cookie = session_cookie(&token, state.config.secure_cookie);
@@ -214,8 +227,16 @@ async fn match_room(
     Ok(Json(state.engine.match_reserve(&who.user, req.max_members).await?))
 }
 
-async fn stats(State(state): State<AppState>, _admin: Admin) -> Json<crate::engine::Stats> {
-    Json(state.engine.stats().await)
+/// The engine's figures and the transports' limits.
+#[derive(serde::Serialize)]
+struct ServerStats {
+    #[serde(flatten)]
+    engine: crate::engine::Stats,
+    limits: LimitStats,
+}
+
+async fn stats(State(state): State<AppState>, _admin: Admin) -> Json<ServerStats> {
+    Json(ServerStats { engine: state.engine.stats().await, limits: state.limits.stats() })
 }
 
 async fn metrics(State(state): State<AppState>, _admin: Admin) -> Response {
@@ -225,6 +246,7 @@ async fn metrics(State(state): State<AppState>, _admin: Admin) -> Response {
         ("active", stats.by_status.active),
         ("finished", stats.by_status.finished),
     ];
-    let text = state.engine.metrics().prometheus(stats.rooms, by_status);
+    let mut text = state.engine.metrics().prometheus(stats.rooms, by_status);
+    text.push_str(&state.limits.prometheus());
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

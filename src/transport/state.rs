@@ -6,6 +6,8 @@ use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
 use tokio::sync::watch;
 
+use super::limits::Limits;
+use super::throttle::Throttle;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::sessions::Sessions;
@@ -16,6 +18,8 @@ pub struct AppState {
     pub sessions: Sessions,
     pub config: Arc<Config>,
     pub leptos_options: LeptosOptions,
+    pub limits: Arc<Limits>,
+    pub throttle: Arc<Throttle>,
     /// Flips to true when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
 }

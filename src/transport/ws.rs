@@ -31,8 +31,10 @@ use tokio_tungstenite::tungstenite::{Message, handshake::derive_accept_key};
 
 use super::auth::cookie_token;
 use super::error::error_body;
+use super::limits::LimitKind;
 use super::rate_limit::TokenBucket;
 use super::state::AppState;
+use super::throttle::Peer;
 use crate::engine::Engine;
 use crate::engine::connection::{Connection, Eviction, Frame, FrameQueue, OutboundReceiver, User, frame, outbound};
 
@@ -42,6 +44,7 @@ pub mod close {
     pub const POLICY: u16 = 1008;
     pub const TOO_BIG: u16 = 1009;
     pub const RESTART: u16 = 1012;
+    pub const TRY_AGAIN_LATER: u16 = 1013;
 }
 
 /// How long clients should wait before reconnecting after a shutdown.
@@ -94,13 +97,18 @@ pub async fn upgrade(
     let Some(on_upgrade) = request.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
         return (StatusCode::UPGRADE_REQUIRED, "this connection cannot be upgraded").into_response();
     };
-    let mut user = None;
-    for token in [query.token, cookie_token(&headers)].into_iter().flatten() {
-        if let Ok(Some(u)) = state.sessions.resolve(&token).await {
-            user = Some(u);
-            break;
-        }
-    }
+    let handshake = state.config.ws_handshake_timeout();
+    let Ok(user) = tokio::time::timeout(handshake, user_of(&state, query.token, &headers)).await else {
+        state.limits.hit(LimitKind::HandshakeTimeout);
+        return (StatusCode::SERVICE_UNAVAILABLE, "the session could not be checked in time").into_response();
+    };
+    // The TCP connection's place under the connection limits goes with
+    // the socket it becomes.
+    let tcp_permit = request.extensions().get::<Peer>().and_then(|p| p.permit.clone());
+    let admitted = match &user {
+        Some(user) => state.limits.open_socket(&user.id).ok_or(Refusal::TooManySockets),
+        None => Err(Refusal::Unauthorized),
+    };
     // Accept oversize frames up to a hard cap so that the protocol limit can
     // be answered with close 1009 rather than a dropped connection.
     let hard_cap = (state.config.max_frame_bytes * 4).max(1 << 20);
@@ -111,14 +119,19 @@ pub async fn upgrade(
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(FRAGMENT);
     tokio::spawn(async move {
-        let upgraded = match on_upgrade.await {
-            Ok(upgraded) => upgraded,
-            Err(e) => return tracing::debug!(error = %e, "upgrade failed"),
+        let upgraded = match tokio::time::timeout(handshake, on_upgrade).await {
+            Ok(Ok(upgraded)) => upgraded,
+            Ok(Err(e)) => return tracing::debug!(error = %e, "upgrade failed"),
+            Err(_) => return state.limits.hit(LimitKind::HandshakeTimeout),
         };
         let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-        match user {
-            Some(user) => serve(socket, state, user).await,
-            None => reject(socket).await,
+        match (user, admitted) {
+            (Some(user), Ok(_socket_permit)) => {
+                let _tcp_permit = tcp_permit;
+                serve(socket, state, user).await
+            }
+            (_, Err(refusal)) => reject(socket, refusal).await,
+            (None, Ok(_)) => reject(socket, Refusal::Unauthorized).await,
         }
     });
     let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
@@ -131,8 +144,28 @@ pub async fn upgrade(
     response
 }
 
-async fn reject(mut socket: WebSocket) {
-    let _ = socket.send(close_frame(close::UNAUTHORIZED, "unauthorized")).await;
+/// The user behind the upgrade request's token or cookie.
+async fn user_of(state: &AppState, token: Option<String>, headers: &HeaderMap) -> Option<User> {
+    for token in [token, cookie_token(headers)].into_iter().flatten() {
+        if let Ok(Some(user)) = state.sessions.resolve(&token).await {
+            return Some(user);
+        }
+    }
+    None
+}
+
+/// Why a socket is closed as soon as it opens.
+enum Refusal {
+    Unauthorized,
+    TooManySockets,
+}
+
+async fn reject(mut socket: WebSocket, refusal: Refusal) {
+    let (code, reason) = match refusal {
+        Refusal::Unauthorized => (close::UNAUTHORIZED, "unauthorized"),
+        Refusal::TooManySockets => (close::TRY_AGAIN_LATER, "too many connections for this user"),
+    };
+    let _ = socket.send(close_frame(code, reason)).await;
 }
 
 /// What the reader asks of the writer besides data.

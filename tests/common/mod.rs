@@ -115,6 +115,7 @@ impl TestServer {
             .arg("--db")
             .arg(&self.db)
             .args(&redis_args)
+            .args(self.unlimited())
             .args(&self.args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -133,6 +134,24 @@ impl TestServer {
             assert!(Instant::now() < deadline, "server did not come up on port {}", self.port);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Every test client comes from 127.0.0.1: the per-address and
+    /// per-user limits are lifted unless the test sets them itself.
+    fn unlimited(&self) -> Vec<String> {
+        let lifted = [
+            ("--rest-rate-per-second", "1000000"),
+            ("--rest-rate-burst", "1000000"),
+            ("--session-rate-per-minute", "1000000"),
+            ("--session-rate-burst", "1000000"),
+            ("--max-connections-per-address", "1000000"),
+            ("--max-sockets-per-user", "1000000"),
+        ];
+        lifted
+            .iter()
+            .filter(|(flag, _)| !self.args.iter().any(|a| a == flag))
+            .flat_map(|(flag, value)| [flag.to_string(), value.to_string()])
+            .collect()
     }
 
     /// Kills the process with SIGKILL and waits for it.

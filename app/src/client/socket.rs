@@ -239,10 +239,31 @@ mod live {
         (ceiling * (0.5 + js_sys::Math::random() * 0.5)) as u32
     }
 
+    /// A name for a first visit, until the user picks one.
+    fn guest_name() -> String {
+        format!("guest-{}", 1000 + (js_sys::Math::random() * 9000.0) as u32)
+    }
+
+    /// A first visit has no session: it gets one when it first acts, by
+    /// opening its socket (page views alone store nothing).
+    async fn ensure_session(socket: Socket) -> bool {
+        if socket.store.session.with_untracked(Option::is_some) {
+            return true;
+        }
+        match rest::new_session(&guest_name()).await {
+            Ok(info) => {
+                socket.store.session.set(Some(info));
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     async fn run(socket: Socket) {
         let mut attempt: u32 = 0;
         loop {
-            let close_code = match url().and_then(|u| WebSocket::open(&u).ok()) {
+            let opened = if ensure_session(socket).await { url().and_then(|u| WebSocket::open(&u).ok()) } else { None };
+            let close_code = match opened {
                 Some(ws) => connection(socket, ws, &mut attempt).await,
                 None => None,
             };
@@ -256,10 +277,9 @@ mod live {
             });
             socket.status.set(ConnectionStatus::Reconnecting);
             if close_code == Some(UNAUTHORIZED) {
-                // The session is gone (e.g. a wiped server): get a new one.
-                if let Ok(info) = rest::new_session("guest").await {
-                    socket.store.session.set(Some(info));
-                }
+                // The session is gone (expired, or a wiped server): get a
+                // new one before the next attempt.
+                socket.store.session.set(None);
             }
             gloo_timers::future::TimeoutFuture::new(backoff_ms(attempt)).await;
             attempt = attempt.saturating_add(1);

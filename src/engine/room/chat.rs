@@ -32,6 +32,7 @@ impl RoomActor {
         let text = validate_chat_text(&text)?;
         self.chat_allowed(&conn.user.id)?;
         self.recent_chat().await?;
+        let keep = self.settings().max_chat_per_room;
         let Some((recent, last)) = self.chat.as_mut() else {
             return Err(EngineError::internal("chat history unavailable"));
         };
@@ -44,7 +45,7 @@ impl RoomActor {
             timestamp: now_secs(),
             edited_at: None,
         };
-        self.shared.storage.save_chat(&message).await.map_err(storage_failed)?;
+        self.shared.storage.save_chat(&message, keep).await.map_err(storage_failed)?;
         *last = message.id;
         recent.push_back(message.clone());
         if recent.len() > RECENT_CHAT {
@@ -67,7 +68,7 @@ impl RoomActor {
         }
         message.text = text;
         message.edited_at = Some(now_secs());
-        self.shared.storage.save_chat(&message).await.map_err(storage_failed)?;
+        self.shared.storage.save_chat(&message, self.settings().max_chat_per_room).await.map_err(storage_failed)?;
         if let Some((recent, _)) = self.chat.as_mut()
             && let Some(m) = recent.iter_mut().find(|m| m.id == id)
         {

@@ -468,6 +468,11 @@ impl RoomActor {
             let by = self.meta.metadata_locked.as_ref().map(|l| l.user_name.clone()).unwrap_or_default();
             return Err(EngineError::locked(format!("the room is temporarily locked by {by}")));
         }
+        let max = self.settings().max_frames_per_room;
+        if self.meta.frame_count + frames.len() as u64 > max {
+            let room = self.meta.frame_count;
+            return Err(EngineError::too_large(format!("a room holds at most {max} frames (this one has {room})")));
+        }
         self.touch();
         let mut next = self.meta.clone();
         next.frame_count += frames.len() as u64;

@@ -1,0 +1,126 @@
+//! The accept loop: each TCP connection is admitted under the connection
+//! limits (or answered 503 and closed), served by hyper with a header read
+//! timeout, and drained on shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tower::Service;
+
+use super::limits::{LimitKind, Limits};
+use super::throttle::Peer;
+
+pub struct ListenOptions {
+    pub header_timeout: Duration,
+    pub tcp_send_buffer: Option<usize>,
+    /// How long open HTTP connections get to finish on shutdown.
+    pub drain: Duration,
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then waits up
+/// to `options.drain` for open HTTP connections to finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Arc<Limits>,
+    options: ListenOptions,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    http.http1().timer(TokioTimer::new()).header_read_timeout(options.header_timeout);
+    http.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors, most likely: let some close.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let permit = match limits.admit(peer.ip()) {
+            Ok(permit) => Arc::new(permit),
+            Err(kind) => {
+                tokio::spawn(refuse(stream, kind));
+                continue;
+            }
+        };
+        tune(&stream, options.tcp_send_buffer);
+        let service = hyper::service::service_fn({
+            let router = router.clone();
+            let peer = Peer { addr: peer, permit: Some(permit.clone()) };
+            move |request: hyper::Request<Incoming>| {
+                let mut request = request.map(Body::new);
+                request.extensions_mut().insert(peer.clone());
+                router.clone().call(request)
+            }
+        });
+        let connection =
+            graceful.watch(http.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned());
+        let limits = limits.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                note_failure(&limits, peer, e.as_ref());
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(options.drain, graceful.shutdown()).await.is_err() {
+        tracing::info!("some HTTP connections were still open at shutdown");
+    }
+}
+
+fn tune(stream: &TcpStream, send_buffer: Option<usize>) {
+    let _ = stream.set_nodelay(true);
+    if let Some(size) = send_buffer {
+        let _ = socket2::SockRef::from(stream).set_send_buffer_size(size);
+    }
+}
+
+/// Counts a connection hyper closed for its header timeout.
+fn note_failure(limits: &Limits, peer: SocketAddr, e: &(dyn std::error::Error + 'static)) {
+    let timed_out = e.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout);
+    if timed_out {
+        limits.hit(LimitKind::HeaderTimeout);
+        tracing::debug!(%peer, "closed: request headers not complete in time");
+    } else {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// Answers a connection over a limit with a 503 in the protocol's error
+/// shape and closes it, without reading its request.
+async fn refuse(mut stream: TcpStream, kind: LimitKind) {
+    let why = match kind {
+        LimitKind::ConnectionsPerAddress => "too many connections from your address",
+        _ => "the server holds as many connections as it may",
+    };
+    let body = format!(r#"{{"error":{{"code":"unavailable","message":"{why}","retryAfterMs":1000}}}}"#);
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
