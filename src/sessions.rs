@@ -14,7 +14,7 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 
 use crate::engine::connection::User;
-use crate::engine::storage::{Storage, StoredSession};
+use crate::engine::storage::{Storage, StorageError, StoredSession};
 
 pub const MAX_USER_NAME_CHARS: usize = 40;
 
@@ -50,9 +50,18 @@ fn hash(token: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn internal(e: impl std::fmt::Display) -> ErrorBody {
+/// A storage failure as a session answer: `unavailable` (retry later) when
+/// the store is unreachable or full, `internal` otherwise.
+fn internal(e: StorageError) -> ErrorBody {
     tracing::error!(error = %e, "session storage failed");
-    ErrorBody::new(ErrorCode::Internal, "session storage failed")
+    match e {
+        StorageError::Unavailable(_) | StorageError::Full(_) => ErrorBody {
+            code: ErrorCode::Unavailable,
+            message: "session storage is unavailable; retry later".into(),
+            retry_after_ms: Some(1000),
+        },
+        StorageError::Failed(_) => ErrorBody::new(ErrorCode::Internal, "session storage failed"),
+    }
 }
 
 /// Checks and trims a user name.

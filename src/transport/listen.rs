@@ -62,9 +62,10 @@ pub async fn serve(
             }
         };
         tune(&stream, options.tcp_send_buffer);
+        let close = Arc::new(tokio::sync::Notify::new());
         let service = hyper::service::service_fn({
             let router = router.clone();
-            let peer = Peer { addr: peer, permit: Some(permit.clone()) };
+            let peer = Peer { addr: peer, permit: Some(permit.clone()), close: close.clone() };
             move |request: hyper::Request<Incoming>| {
                 let mut request = request.map(Body::new);
                 request.extensions_mut().insert(peer.clone());
@@ -75,8 +76,11 @@ pub async fn serve(
             graceful.watch(http.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned());
         let limits = limits.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                note_failure(&limits, peer, e.as_ref());
+            tokio::select! {
+                served = connection => if let Err(e) = served {
+                    note_failure(&limits, peer, e.as_ref());
+                },
+                () = close.notified() => tracing::debug!(%peer, "connection dropped"),
             }
             drop(permit);
         });

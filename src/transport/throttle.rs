@@ -15,11 +15,13 @@ use super::limits::{ConnectionPermit, LimitKind};
 use super::rate_limit::TokenBucket;
 
 /// The TCP peer of a request, put on every request by the listener. The
-/// permit travels with it so that an upgraded WebSocket keeps its place.
+/// permit travels with it so that an upgraded WebSocket keeps its place;
+/// `close` drops the connection (a handshake that never completes).
 #[derive(Clone)]
 pub struct Peer {
     pub addr: SocketAddr,
     pub permit: Option<Arc<ConnectionPermit>>,
+    pub close: Arc<tokio::sync::Notify>,
 }
 
 /// The client's address as this server trusts it.
@@ -69,7 +71,8 @@ impl Buckets {
         map.entry(ip).or_insert_with(|| TokenBucket::new(self.rate, self.burst)).take()
     }
 
-    pub fn len(&self) -> usize {
+    /// How many addresses have a bucket.
+    pub fn addresses(&self) -> usize {
         self.by_address.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
@@ -127,6 +130,6 @@ mod tests {
         }
         std::thread::sleep(Duration::from_millis(10));
         let _ = b.take("10.0.0.3".parse().unwrap());
-        assert!(b.len() < PRUNE_AT, "refilled buckets were forgotten ({} left)", b.len());
+        assert!(b.addresses() < PRUNE_AT, "refilled buckets were forgotten ({} left)", b.addresses());
     }
 }

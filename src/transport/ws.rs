@@ -104,7 +104,8 @@ pub async fn upgrade(
     };
     // The TCP connection's place under the connection limits goes with
     // the socket it becomes.
-    let tcp_permit = request.extensions().get::<Peer>().and_then(|p| p.permit.clone());
+    let peer = request.extensions().get::<Peer>().cloned();
+    let tcp_permit = peer.as_ref().and_then(|p| p.permit.clone());
     let admitted = match &user {
         Some(user) => state.limits.open_socket(&user.id).ok_or(Refusal::TooManySockets),
         None => Err(Refusal::Unauthorized),
@@ -122,7 +123,14 @@ pub async fn upgrade(
         let upgraded = match tokio::time::timeout(handshake, on_upgrade).await {
             Ok(Ok(upgraded)) => upgraded,
             Ok(Err(e)) => return tracing::debug!(error = %e, "upgrade failed"),
-            Err(_) => return state.limits.hit(LimitKind::HandshakeTimeout),
+            Err(_) => {
+                // E.g. a request body announced and never sent.
+                state.limits.hit(LimitKind::HandshakeTimeout);
+                if let Some(peer) = peer {
+                    peer.close.notify_one();
+                }
+                return;
+            }
         };
         let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
         match (user, admitted) {
