@@ -51,3 +51,7 @@ cargo run -q -p roomcast-bench -- fanout --subscribers 50 --changes 20 --rate 0 
 cargo run -q -p roomcast-bench -- fanout --subscribers 50 --changes 20 --rate 0 --redis-url "$ROOMCAST_TEST_REDIS" --server-bin "$CARGO_TARGET_DIR/debug/roomcast"
 cargo run -q -p roomcast-bench -- failover --rounds 1 --redis-url "$ROOMCAST_TEST_REDIS" --server-bin "$CARGO_TARGET_DIR/debug/roomcast"
 cargo run -q -p roomcast-bench -- floor --subscribers 50 --changes 20 --rate 0
+# Normal users under every kind of hostile traffic: none of their requests
+# may fail and the attack's descriptors are given back (the 5-minute run
+# is scripts/soak.sh).
+cargo run -q -p roomcast-bench -- soak --seconds 10 --floods 1500 --server-bin "$CARGO_TARGET_DIR/debug/roomcast"

@@ -170,7 +170,7 @@ pub struct Config {
     pub ws_handshake_timeout_seconds: f64,
 
     /// TCP connections the server holds at most (beyond: 503 and close).
-    #[arg(long, env = "ROOMCAST_MAX_CONNECTIONS", default_value_t = 20_000)]
+    #[arg(long, env = "ROOMCAST_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
     /// TCP connections one client address may hold at once.
@@ -180,6 +180,11 @@ pub struct Config {
     /// WebSockets one user may hold at once (beyond: close 1013).
     #[arg(long, env = "ROOMCAST_MAX_SOCKETS_PER_USER", default_value_t = 32)]
     pub max_sockets_per_user: usize,
+
+    /// Seconds a user closed for flooding (events past the rate limit,
+    /// bad frames) must wait before opening another socket.
+    #[arg(long, env = "ROOMCAST_ABUSE_COOLDOWN_SECONDS", default_value_t = 10.0)]
+    pub abuse_cooldown_seconds: f64,
 
     /// Days a session is kept after its last use; then it is removed.
     #[arg(long, env = "ROOMCAST_SESSION_TTL_DAYS", default_value_t = 30.0)]
@@ -235,6 +240,10 @@ impl Config {
 
     pub fn ws_handshake_timeout(&self) -> Duration {
         seconds(self.ws_handshake_timeout_seconds).max(Duration::from_millis(100))
+    }
+
+    pub fn abuse_cooldown(&self) -> Duration {
+        seconds(self.abuse_cooldown_seconds)
     }
 
     pub fn session_ttl(&self) -> Duration {

@@ -329,3 +329,27 @@ async fn a_socket_upgrade_that_cannot_complete_in_time_is_refused() {
     common::assert_reply_ok(&ws.request("join:overview", json!({})).await);
     assert_eq!(limits_hit(&server, "handshake_timeout").await, 1);
 }
+
+#[tokio::test]
+async fn a_socket_that_keeps_flooding_is_closed_and_its_user_cools_down() {
+    let server =
+        TestServer::start_with(&["--rate-per-second", "10", "--rate-burst", "10", "--abuse-cooldown-seconds", "2"])
+            .await;
+    let token = server.session("flooder").await;
+    let mut ws = server.ws(&token).await;
+    // A burst is served, then refusals; told to slow down twice a burst's
+    // worth of times and still sending, the socket is closed.
+    for id in 1..=100u64 {
+        ws.send_text(&json!({ "event": "keep_alive", "data": {}, "id": id }).to_string()).await;
+    }
+    assert!(matches!(ws.closed().await, common::Closed::Code(1008)), "a flooding socket is closed with 1008");
+    let refused = tokio_tungstenite::connect_async(server.ws_url(Some(&token))).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 429),
+        other => panic!("expected 429 while cooling down, got {:?}", other.map(|_| "an open socket")),
+    }
+    assert_eq!(limits_hit(&server, "flooding").await, 1);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut again = server.ws(&token).await;
+    common::assert_reply_ok(&again.request("join:overview", json!({})).await);
+}

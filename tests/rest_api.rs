@@ -204,7 +204,10 @@ async fn pages_render_on_the_server_and_unknown_rooms_are_404() {
     let http = reqwest::Client::new();
     let page = http.get(server.url("/rooms")).send().await.unwrap();
     assert_eq!(page.status(), 200);
-    let cookie = page.headers().get("set-cookie").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    assert!(page.headers().get("set-cookie").is_none(), "a page view stores no session");
+    // The browser gets its cookie when it first acts: creating a session.
+    let created = http.post(server.url("/api/session")).json(&json!({ "userName": "bob" })).send().await.unwrap();
+    let cookie = created.headers().get("set-cookie").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
     assert!(cookie.starts_with("roomcast_session=") && cookie.contains("HttpOnly"), "{cookie}");
     let html = page.text().await.unwrap();
     assert!(html.contains("visible-room"));

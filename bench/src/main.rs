@@ -9,6 +9,7 @@
 //!   cargo run --release -p roomcast-bench -- floor --subscribers 5000 --rate 5
 //!   cargo run --release -p roomcast-bench -- failover --redis-url redis://127.0.0.1:6379/0
 //!   cargo run --release -p roomcast-bench -- writes --writers 32
+//!   cargo run --release -p roomcast-bench -- soak --seconds 300
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -26,6 +27,7 @@ use tokio_tungstenite::tungstenite::Message;
 mod api;
 mod failover;
 mod floor;
+mod soak;
 mod subscriber;
 mod writes;
 use subscriber::Subscriber;
@@ -63,6 +65,8 @@ enum Cmd {
     Failover(failover::Failover),
     /// Durable writes per second with concurrent writers.
     Writes(writes::Writes),
+    /// Normal users under hostile traffic, against a calm run.
+    Soak(soak::Soak),
 }
 
 #[derive(Args)]
@@ -174,6 +178,17 @@ async fn spawn_server(
     n: usize,
     extra: &[&str],
 ) -> (String, Spawned) {
+    spawn_server_with(bin, redis, n, extra, true).await
+}
+
+/// Starts a server; `lifted` lifts the limits per address and per user.
+async fn spawn_server_with(
+    bin: Option<PathBuf>,
+    redis: Option<(&str, &str)>,
+    n: usize,
+    extra: &[&str],
+    lifted: bool,
+) -> (String, Spawned) {
     let bin = bin.unwrap_or_else(|| {
         let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
         PathBuf::from(target).join("release").join("roomcast")
@@ -188,7 +203,7 @@ async fn spawn_server(
         .args(["--addr", &format!("127.0.0.1:{port}"), "--db"])
         .arg(dir.join("bench.db"))
         .args(["--rate-burst", "100000", "--rate-per-second", "100000"])
-        .args(UNLIMITED)
+        .args(if lifted { &UNLIMITED[..] } else { &[] })
         .args(&shared)
         .args(extra)
         .env("RUST_LOG", "warn")
@@ -285,6 +300,7 @@ async fn main() {
         Cmd::Floor(args) => floor::run(args).await,
         Cmd::Failover(args) => failover::run(args).await,
         Cmd::Writes(args) => writes::run(args).await,
+        Cmd::Soak(args) => soak::run(args).await,
     }
 }
 

@@ -13,11 +13,11 @@ use super::state::AppState;
 use super::throttle::{ClientIp, Peer, client_ip, rate_limited};
 
 /// Whether a path is rate limited: everything but static files, the
-/// health check, the operator's metrics and the socket (which has limits
-/// of its own).
+/// health check and the operator's metrics. A socket upgrade counts too,
+/// so reconnecting in a loop is limited like any request.
 fn is_limited(path: &str) -> bool {
     let last = path.rsplit('/').next().unwrap_or("");
-    let exempt = ["/healthz", "/metrics", "/ws"];
+    let exempt = ["/healthz", "/metrics"];
     !(path.starts_with("/pkg/") || exempt.contains(&path) || last.contains('.'))
 }
 
@@ -57,7 +57,7 @@ mod tests {
         assert!(is_limited("/api/rooms"));
         assert!(is_limited("/rooms/ROOM-7KQ2MX"));
         assert!(!is_limited("/pkg/roomcast.wasm"));
-        assert!(!is_limited("/ws"));
+        assert!(is_limited("/ws"));
         assert!(!is_limited("/healthz"));
     }
 }

@@ -8,6 +8,7 @@ use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -30,10 +31,12 @@ pub enum LimitKind {
     RequestTimeout,
     /// A WebSocket upgrade not completed in time.
     HandshakeTimeout,
+    /// A socket upgrade of a user closed for flooding, while it cools down.
+    Flooding,
 }
 
 impl LimitKind {
-    pub const ALL: [LimitKind; 8] = [
+    pub const ALL: [LimitKind; 9] = [
         LimitKind::RestRate,
         LimitKind::SessionRate,
         LimitKind::Connections,
@@ -42,6 +45,7 @@ impl LimitKind {
         LimitKind::HeaderTimeout,
         LimitKind::RequestTimeout,
         LimitKind::HandshakeTimeout,
+        LimitKind::Flooding,
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,6 +58,7 @@ impl LimitKind {
             LimitKind::HeaderTimeout => "header_timeout",
             LimitKind::RequestTimeout => "request_timeout",
             LimitKind::HandshakeTimeout => "handshake_timeout",
+            LimitKind::Flooding => "flooding",
         }
     }
 
@@ -115,6 +120,8 @@ pub struct Limits {
     open: AtomicU64,
     by_address: Holdings<IpAddr>,
     by_user: Holdings<Arc<str>>,
+    /// Users closed for flooding, until when they may not reconnect.
+    cooling: Mutex<HashMap<Arc<str>, Instant>>,
     /// Addresses exempt from the per-address cap (trusted proxies).
     exempt: Vec<IpAddr>,
 }
@@ -148,6 +155,7 @@ impl Limits {
             open: AtomicU64::new(0),
             by_address: Holdings::new(),
             by_user: Holdings::new(),
+            cooling: Mutex::new(HashMap::new()),
             exempt,
         })
     }
@@ -186,6 +194,22 @@ impl Limits {
             self.hit(LimitKind::SocketsPerUser);
             None
         }
+    }
+
+    /// Keeps `user` from opening sockets for `period`.
+    pub fn cool_down(&self, user: &Arc<str>, period: Duration) {
+        let mut cooling = self.cooling.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        cooling.retain(|_, until| *until > now);
+        cooling.insert(user.clone(), now + period);
+    }
+
+    /// How long `user` must still wait before opening a socket, if at all.
+    pub fn cooling_down(&self, user: &Arc<str>) -> Option<Duration> {
+        let cooling = self.cooling.lock().unwrap_or_else(|e| e.into_inner());
+        let wait = cooling.get(user)?.checked_duration_since(Instant::now())?;
+        self.hit(LimitKind::Flooding);
+        Some(wait)
     }
 
     pub fn stats(&self) -> LimitStats {

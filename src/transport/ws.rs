@@ -106,6 +106,11 @@ pub async fn upgrade(
     // the socket it becomes.
     let peer = request.extensions().get::<Peer>().cloned();
     let tcp_permit = peer.as_ref().and_then(|p| p.permit.clone());
+    if let Some(wait) = user.as_ref().and_then(|u| state.limits.cooling_down(&u.id)) {
+        let message = format!("this user was closed for flooding; reconnect in {} ms", wait.as_millis());
+        let body = ErrorBody { code: ErrorCode::RateLimited, message, retry_after_ms: Some(wait.as_millis() as u64) };
+        return super::error::ApiError(body).into_response();
+    }
     let admitted = match &user {
         Some(user) => state.limits.open_socket(&user.id).ok_or(Refusal::TooManySockets),
         None => Err(Refusal::Unauthorized),
@@ -208,10 +213,16 @@ async fn serve(socket: WebSocket, state: AppState, user: User) {
         max_frame_bytes: state.config.max_frame_bytes,
         max_channels: state.config.max_channels,
         rate: TokenBucket::new(state.config.rate_per_second, state.config.rate_burst),
+        refused: 0,
+        max_refused: (2.0 * state.config.rate_burst.max(1.0)) as u32,
+        abusive: false,
     };
     reader.run(stream, state.config.idle_connection(), state.shutdown.clone(), writer_gone).await;
 
-    let Reader { rooms, overview, control, .. } = reader;
+    let Reader { rooms, overview, control, abusive, .. } = reader;
+    if abusive {
+        state.limits.cool_down(&conn.user.id, state.config.abuse_cooldown());
+    }
     engine.disconnect(sid.clone(), rooms.into_values(), overview).await;
     engine.metrics().disconnected(&conn.user.id);
     drop(control);
@@ -327,6 +338,13 @@ struct Reader {
     max_frame_bytes: usize,
     max_channels: usize,
     rate: TokenBucket,
+    /// Events refused for the rate since the last one accepted, and how
+    /// many of those close the connection (a client that does not slow
+    /// down when told to).
+    refused: u32,
+    max_refused: u32,
+    /// Closed for flooding: its user cools down before the next socket.
+    abusive: bool,
 }
 
 impl Reader {
@@ -398,11 +416,19 @@ impl Reader {
         };
         let name = request.event.name();
         if let Err(wait) = self.rate.take() {
+            self.refused += 1;
+            if self.refused > self.max_refused {
+                self.engine.metrics().error(ErrorCode::RateLimited);
+                self.abusive = true;
+                let _ = self.control.send(Control::Close(close::POLICY, "rate limit exceeded")).await;
+                return false;
+            }
             let mut err = ErrorBody::new(ErrorCode::RateLimited, "too many events; slow down");
             err.retry_after_ms = Some(wait);
             self.send_error(request.id, Some(name.to_string()), err);
             return true;
         }
+        self.refused = 0;
         let outcome = self.dispatch(request.event, request.id).await;
         match outcome {
             Outcome::Replied => {}
@@ -441,6 +467,7 @@ impl Reader {
             self.bad_frames.pop_front();
         }
         if self.bad_frames.len() > self.max_bad_frames as usize {
+            self.abusive = true;
             let _ = self.control.send(Control::Close(close::POLICY, "too many bad frames")).await;
             return false;
         }
