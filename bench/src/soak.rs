@@ -245,7 +245,7 @@ impl User {
         while Instant::now() < until {
             tick.tick().await;
             n += 1;
-            if n % 2 == 0 {
+            if n.is_multiple_of(2) {
                 let text = format!("t={}", now_micros());
                 let send = json!({ "id": n + 1, "event": "chat:send", "data": { "roomId": self.room, "text": text } });
                 if tx.send(Message::text(send.to_string())).await.is_err() {
@@ -396,8 +396,11 @@ async fn oversized_bodies(http: reqwest::Client, url: String, token: String, roo
     let mut every = pace(5.0);
     for n in 0u64.. {
         every.tick().await;
-        let (path, body) =
-            if n % 2 == 0 { (format!("/api/rooms/{room}/frames"), &frames) } else { ("/api/rooms".into(), &new_room) };
+        let (path, body) = if n.is_multiple_of(2) {
+            (format!("/api/rooms/{room}/frames"), &frames)
+        } else {
+            ("/api/rooms".into(), &new_room)
+        };
         let _ = http
             .post(format!("{url}{path}"))
             .bearer_auth(&token)
@@ -428,7 +431,7 @@ async fn event_flood(from: IpAddr, port: u16, token: String, room: String) {
         let mut every = pace(100.0);
         for n in 0u64.. {
             // Ten events every 10 ms: 1,000 a second.
-            if n % 10 == 0 {
+            if n.is_multiple_of(10) {
                 every.tick().await;
             }
             let frame = match n % 3 {
