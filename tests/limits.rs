@@ -258,7 +258,17 @@ async fn an_idle_session_expires_and_is_removed_while_a_used_one_lives() {
 
 #[tokio::test]
 async fn chat_history_is_capped_per_room_and_ids_go_on_after_a_restart() {
-    let mut server = TestServer::start_with(&["--max-chat-per-room", "3", "--chat-burst", "100"]).await;
+    chat_is_capped(None).await;
+}
+
+#[tokio::test]
+async fn chat_history_is_capped_on_redis_too() {
+    chat_is_capped(Some(common::RedisTarget::required())).await;
+}
+
+async fn chat_is_capped(redis: Option<common::RedisTarget>) {
+    let args = ["--max-chat-per-room", "3", "--chat-burst", "100"];
+    let mut server = TestServer::start_on_redis(redis, &args).await;
     let token = server.session("talker").await;
     let room = server.api(Some(&token)).create_room(json!({ "description": "capped" })).await;
     let id = room["id"].as_str().expect("id").to_string();
@@ -280,6 +290,20 @@ async fn chat_history_is_capped_per_room_and_ids_go_on_after_a_restart() {
     assert_eq!(common::assert_reply_ok(&reply)["message"]["id"], 6, "{reply}");
     let (_, page) = server.api(None).get(&format!("/api/rooms/{id}/chat")).await;
     assert_eq!(ids(&page), [4, 5, 6], "{page}");
+}
+
+#[tokio::test]
+async fn an_idle_session_expires_on_redis_while_a_used_one_lives() {
+    let redis = common::RedisTarget::required();
+    let server = TestServer::start_on_redis(Some(redis), &["--session-ttl-days", "0.00004"]).await;
+    let used = server.session("used").await;
+    let idle = server.session("idle").await;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(6) {
+        assert_eq!(server.api(Some(&used)).get("/api/session").await.0, 200, "a session in use expired");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_error(&server.api(Some(&idle)).get("/api/session").await, 401, "unauthorized");
 }
 
 #[tokio::test]

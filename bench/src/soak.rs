@@ -78,6 +78,8 @@ struct Phase {
     failures: Vec<String>,
     max_rss_mib: f64,
     max_fds: usize,
+    /// The server's RSS (MiB) at each tenth of the phase.
+    rss_timeline: Vec<f64>,
     cpu_server_s: f64,
     cpu_tool_s: f64,
     end_rss_mib: f64,
@@ -125,6 +127,8 @@ pub async fn run(args: Soak) {
             p.cpu_tool_s
         );
     }
+    let timeline: Vec<String> = hostile.rss_timeline.iter().map(|m| format!("{m:.0}")).collect();
+    println!("  server RSS MiB under attack, each tenth of the run: {}", timeline.join(" "));
     println!("  limits hit under attack: {}", hostile.limits);
     println!("  p99 hostile / calm: {:.2}", hostile.p99_ms / calm.p99_ms.max(0.001));
     let failures: Vec<&String> = calm.failures.iter().chain(&hostile.failures).collect();
@@ -149,9 +153,15 @@ async fn phase(args: &Soak, hostile: bool) -> Phase {
     let attacks = if hostile { &args.attacks[..] } else { &[] };
     let attackers = attack(&url, port, args.floods, until, attacks).await;
     let (mut max_rss, mut max_fds) = (0u64, 0usize);
+    let started = Instant::now();
+    let mut rss_timeline = Vec::new();
     while Instant::now() < until {
-        max_rss = max_rss.max(rss_kib(pid).unwrap_or(0));
+        let rss = rss_kib(pid).unwrap_or(0);
+        max_rss = max_rss.max(rss);
         max_fds = max_fds.max(open_fds(pid));
+        if started.elapsed().as_secs_f64() >= args.seconds * rss_timeline.len() as f64 / 10.0 {
+            rss_timeline.push(rss as f64 / 1024.0);
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     for user in users {
@@ -179,6 +189,7 @@ async fn phase(args: &Soak, hostile: bool) -> Phase {
         failures: seen.failures,
         max_rss_mib: max_rss as f64 / 1024.0,
         max_fds,
+        rss_timeline,
         cpu_server_s,
         cpu_tool_s,
         end_rss_mib: rss_kib(pid).unwrap_or(0) as f64 / 1024.0,

@@ -32,6 +32,7 @@ async fn call<B: Serialize, T: DeserializeOwned>(
     body: Option<&B>,
 ) -> Result<Option<T>, ErrorBody> {
     let mut attempt = 0;
+    let mut new_session = path != "/api/session";
     loop {
         match send(method, path, body).await {
             Err(e) if e.code == ErrorCode::Unavailable && attempt < UNAVAILABLE_RETRIES => {
@@ -39,9 +40,51 @@ async fn call<B: Serialize, T: DeserializeOwned>(
                 let wait = e.retry_after_ms.unwrap_or(1000).min(5000) as u32;
                 gloo_timers::future::TimeoutFuture::new(wait).await;
             }
+            // A first visit acting before its session exists: get it, once.
+            Err(e) if e.code == ErrorCode::Unauthorized && new_session => {
+                new_session = false;
+                guest_session().await?;
+            }
             answer => return answer,
         }
     }
+}
+
+#[cfg(feature = "hydrate")]
+type PendingSession = futures::future::Shared<futures::future::LocalBoxFuture<'static, Result<SessionInfo, ErrorBody>>>;
+
+#[cfg(feature = "hydrate")]
+thread_local! {
+    /// The guest session being created (or created) for this tab, so the
+    /// socket and REST calls made at the same moment share one.
+    static GUEST: std::cell::RefCell<Option<PendingSession>> = const { std::cell::RefCell::new(None) };
+}
+
+/// This tab's guest session: created on the first call (a first visit has
+/// none until it acts), the same one on every later call until
+/// [`forget_guest_session`].
+#[cfg(feature = "hydrate")]
+pub async fn guest_session() -> Result<SessionInfo, ErrorBody> {
+    use futures::FutureExt;
+    let pending = GUEST.with(|g| {
+        g.borrow_mut()
+            .get_or_insert_with(|| {
+                let name = format!("guest-{}", 1000 + (js_sys::Math::random() * 9000.0) as u32);
+                async move { new_session(&name).await }.boxed_local().shared()
+            })
+            .clone()
+    });
+    let result = pending.await;
+    if result.is_err() {
+        forget_guest_session();
+    }
+    result
+}
+
+/// Lets the next [`guest_session`] create a new one (the old one expired).
+#[cfg(feature = "hydrate")]
+pub fn forget_guest_session() {
+    GUEST.with(|g| *g.borrow_mut() = None);
 }
 
 /// Sends a JSON request once.

@@ -239,18 +239,13 @@ mod live {
         (ceiling * (0.5 + js_sys::Math::random() * 0.5)) as u32
     }
 
-    /// A name for a first visit, until the user picks one.
-    fn guest_name() -> String {
-        format!("guest-{}", 1000 + (js_sys::Math::random() * 9000.0) as u32)
-    }
-
     /// A first visit has no session: it gets one when it first acts, by
     /// opening its socket (page views alone store nothing).
     async fn ensure_session(socket: Socket) -> bool {
         if socket.store.session.with_untracked(Option::is_some) {
             return true;
         }
-        match rest::new_session(&guest_name()).await {
+        match rest::guest_session().await {
             Ok(info) => {
                 socket.store.session.set(Some(info));
                 true
@@ -280,6 +275,7 @@ mod live {
                 // The session is gone (expired, or a wiped server): get a
                 // new one before the next attempt.
                 socket.store.session.set(None);
+                rest::forget_guest_session();
             }
             gloo_timers::future::TimeoutFuture::new(backoff_ms(attempt)).await;
             attempt = attempt.saturating_add(1);
