@@ -231,16 +231,7 @@ async fn sockets_beyond_the_limit_of_a_user_are_closed_with_1013() {
 
 #[tokio::test]
 async fn an_idle_session_expires_and_is_removed_while_a_used_one_lives() {
-    // 0.00004 days: 3.5 s.
-    let server = TestServer::start_with(&["--session-ttl-days", "0.00004"]).await;
-    let used = server.session("used").await;
-    let idle = server.session("idle").await;
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(6) {
-        assert_eq!(server.api(Some(&used)).get("/api/session").await.0, 200, "a session in use expired");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert_error(&server.api(Some(&idle)).get("/api/session").await, 401, "unauthorized");
+    let server = idle_session_expires(None).await;
     let db = rusqlite::Connection::open(&server.db).expect("db");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -294,8 +285,13 @@ async fn chat_is_capped(redis: Option<common::RedisTarget>) {
 
 #[tokio::test]
 async fn an_idle_session_expires_on_redis_while_a_used_one_lives() {
-    let redis = common::RedisTarget::required();
-    let server = TestServer::start_on_redis(Some(redis), &["--session-ttl-days", "0.00004"]).await;
+    idle_session_expires(Some(common::RedisTarget::required())).await;
+}
+
+/// Two sessions with a TTL of 3.5 s (0.00004 days): one used every half
+/// second for 6 s lives, the other expires.
+async fn idle_session_expires(redis: Option<common::RedisTarget>) -> TestServer {
+    let server = TestServer::start_on_redis(redis, &["--session-ttl-days", "0.00004"]).await;
     let used = server.session("used").await;
     let idle = server.session("idle").await;
     let started = Instant::now();
@@ -304,6 +300,7 @@ async fn an_idle_session_expires_on_redis_while_a_used_one_lives() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_error(&server.api(Some(&idle)).get("/api/session").await, 401, "unauthorized");
+    server
 }
 
 #[tokio::test]
