@@ -136,6 +136,13 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<std::net::IpAddr>,
 
+    /// Origins whose pages may open the WebSocket besides the server's own
+    /// (comma-separated, e.g. `https://rooms.example.com`; `*` for any).
+    /// Others are closed with 4003. Clients that send no `Origin` (scripts,
+    /// bots) are not browser pages and are let through.
+    #[arg(long, env = "ROOMCAST_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
     /// REST requests per second one client address may make (beyond:
     /// 429 `rate_limited`).
     #[arg(long, env = "ROOMCAST_REST_RATE_PER_SECOND", default_value_t = 20.0)]

@@ -5,11 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::HeaderValue;
+use axum::http::header::{CACHE_CONTROL, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS};
 use axum::routing::get;
 use leptos::prelude::LeptosOptions;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
+use tower_http::compression::CompressionLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::config::Config;
 use crate::engine;
@@ -90,7 +94,6 @@ pub async fn build(config: Config, shutdown: watch::Receiver<bool>) -> Result<(R
     let options = state.leptos_options.clone();
     let router = Router::new()
         .merge(rest::routes())
-        .route("/ws", get(ws::upgrade))
         .leptos_routes_with_context(
             &state,
             routes,
@@ -98,7 +101,20 @@ pub async fn build(config: Config, shutdown: watch::Receiver<bool>) -> Result<(R
             move || app::shell(options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        // Everything but the socket upgrade goes out compressed.
+        .layer(CompressionLayer::new())
+        .route("/ws", get(ws::upgrade))
         .layer(axum::middleware::from_fn_with_state(state.clone(), pages::page_session))
+        // Every answer: no MIME sniffing, no full referrer to other sites,
+        // never framed (pages also get a CSP from the shell), revalidated
+        // before reuse (the asset names carry no hash).
+        .layer(SetResponseHeaderLayer::if_not_present(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            REFERRER_POLICY,
+            HeaderValue::from_static("strict-origin-when-cross-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::if_not_present(CACHE_CONTROL, HeaderValue::from_static("no-cache")))
         .layer(axum::middleware::from_fn_with_state(state.clone(), admission::admit))
         .with_state(state.clone());
     Ok((router, state))

@@ -19,6 +19,8 @@ use crate::pages::stats::StatsPage;
 /// rendered with.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
+    crate::ssr::content_security_policy();
+    #[cfg(feature = "ssr")]
     let session = crate::ssr::request_session();
     #[cfg(not(feature = "ssr"))]
     let session: Option<SessionInfo> = None;

@@ -35,3 +35,21 @@ pub fn set_status(code: u16) {
         options.set_status(status);
     }
 }
+
+/// Sends the page's `Content-Security-Policy`: scripts only from this
+/// origin or with this render's nonce (the hydration scripts carry it),
+/// WebAssembly allowed, sockets and fetches to this origin, never framed.
+pub fn content_security_policy() {
+    let (Some(nonce), Some(response)) = (leptos::nonce::use_nonce(), use_context::<leptos_axum::ResponseOptions>())
+    else {
+        return;
+    };
+    let policy = format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+         frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"
+    );
+    if let Ok(value) = http::HeaderValue::from_str(&policy) {
+        response.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
+    }
+}

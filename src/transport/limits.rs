@@ -33,10 +33,12 @@ pub enum LimitKind {
     HandshakeTimeout,
     /// A socket upgrade of a user closed for flooding, while it cools down.
     Flooding,
+    /// A socket opened by a page of an origin not allowed.
+    ForeignOrigin,
 }
 
 impl LimitKind {
-    pub const ALL: [LimitKind; 9] = [
+    pub const ALL: [LimitKind; 10] = [
         LimitKind::RestRate,
         LimitKind::SessionRate,
         LimitKind::Connections,
@@ -46,6 +48,7 @@ impl LimitKind {
         LimitKind::RequestTimeout,
         LimitKind::HandshakeTimeout,
         LimitKind::Flooding,
+        LimitKind::ForeignOrigin,
     ];
 
     pub fn name(self) -> &'static str {
@@ -59,6 +62,7 @@ impl LimitKind {
             LimitKind::RequestTimeout => "request_timeout",
             LimitKind::HandshakeTimeout => "handshake_timeout",
             LimitKind::Flooding => "flooding",
+            LimitKind::ForeignOrigin => "foreign_origin",
         }
     }
 

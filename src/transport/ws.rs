@@ -45,6 +45,7 @@ pub mod close {
     pub const TOO_BIG: u16 = 1009;
     pub const RESTART: u16 = 1012;
     pub const TRY_AGAIN_LATER: u16 = 1013;
+    pub const FOREIGN_ORIGIN: u16 = 4003;
 }
 
 /// How long clients should wait before reconnecting after a shutdown.
@@ -112,6 +113,10 @@ pub async fn upgrade(
         return super::error::ApiError(body).into_response();
     }
     let admitted = match &user {
+        _ if !origin_allowed(&headers, &state.config.allowed_origins) => {
+            state.limits.hit(LimitKind::ForeignOrigin);
+            Err(Refusal::ForeignOrigin)
+        }
         Some(user) => state.limits.open_socket(&user.id).ok_or(Refusal::TooManySockets),
         None => Err(Refusal::Unauthorized),
     };
@@ -167,16 +172,31 @@ async fn user_of(state: &AppState, token: Option<String>, headers: &HeaderMap) -
     None
 }
 
+/// Whether a page of this `Origin` may open the socket: the server's own
+/// origin (the `Origin` names the `Host` asked for) or one listed in
+/// `allowed` (`*`: any). A request without `Origin` is not from a browser
+/// page: let through.
+fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else { return true };
+    let origin = origin.to_str().unwrap_or_default().trim_end_matches('/');
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+    let own = matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h));
+    own || allowed.iter().any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+}
+
 /// Why a socket is closed as soon as it opens.
 enum Refusal {
     Unauthorized,
     TooManySockets,
+    ForeignOrigin,
 }
 
 async fn reject(mut socket: WebSocket, refusal: Refusal) {
     let (code, reason) = match refusal {
         Refusal::Unauthorized => (close::UNAUTHORIZED, "unauthorized"),
         Refusal::TooManySockets => (close::TRY_AGAIN_LATER, "too many connections for this user"),
+        Refusal::ForeignOrigin => (close::FOREIGN_ORIGIN, "origin not allowed"),
     };
     let _ = socket.send(close_frame(code, reason)).await;
 }

@@ -1,0 +1,51 @@
+// Served like a production site: compressed assets, a CSP under which the
+// page still hydrates, and no socket for pages of other origins.
+import { expect, test } from "@playwright/test";
+import { Server, connected, open } from "./server";
+
+let server: Server;
+
+test.beforeEach(async () => {
+  server = await Server.start();
+});
+
+test.afterEach(async () => {
+  await server.stop();
+});
+
+test("the WASM and JS go out compressed and the page hydrates under its CSP", async ({ page }) => {
+  const encodings = new Map<string, string>();
+  page.on("response", async (response) => {
+    const url = response.url();
+    if (url.endsWith(".wasm") || url.endsWith(".js")) {
+      encodings.set(url.endsWith(".wasm") ? "wasm" : "js", (await response.allHeaders())["content-encoding"] ?? "none");
+    }
+  });
+  const violations: string[] = [];
+  page.on("console", (message) => {
+    if (message.text().includes("Content Security Policy")) violations.push(message.text());
+  });
+  const answer = await page.goto(`${server.url}/rooms`);
+  const csp = (await answer!.allHeaders())["content-security-policy"] ?? "";
+  expect(csp).toContain("'nonce-");
+  await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
+  await connected(page);
+  expect(["br", "gzip"]).toContain(encodings.get("wasm"));
+  expect(["br", "gzip"]).toContain(encodings.get("js"));
+  expect(violations).toEqual([]);
+});
+
+test("a page of another origin cannot open the socket", async ({ page }) => {
+  // The same server under another name is another origin for the browser:
+  // a page there (one without a CSP) tries the socket of 127.0.0.1.
+  await open(page, `${server.url}/rooms`);
+  const foreign = server.url.replace("127.0.0.1", "localhost");
+  await page.goto(`${foreign}/healthz`);
+  const code = await page.evaluate(async (url) => {
+    return await new Promise<number>((resolve) => {
+      const ws = new WebSocket(url.replace("http", "ws") + "/ws");
+      ws.onclose = (event) => resolve(event.code);
+    });
+  }, server.url);
+  expect(code).toBe(4003);
+});
