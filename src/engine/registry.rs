@@ -101,8 +101,15 @@ impl Engine {
             listed.push(meta);
         }
         let directory = Directory::start(listed);
-        let shared =
-            Arc::new(Shared { storage, directory, settings, metrics: Arc::new(Metrics::default()), broker, expired });
+        let shared = Arc::new(Shared {
+            storage,
+            directory,
+            settings,
+            metrics: Arc::new(Metrics::default()),
+            broker,
+            expired,
+            chat_rate: Default::default(),
+        });
         let rooms = DashMap::new();
         for (meta, last_active) in metas {
             // Other servers learn of the rooms taken here (alone, nobody does).

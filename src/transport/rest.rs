@@ -10,7 +10,7 @@ use app::model::{DeleteReason, RoomMetadata};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::StatusCode;
 use axum::http::header::{CONTENT_TYPE, SET_COOKIE};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::auth::{Admin, CurrentUser, session_cookie};
-use super::error::{ApiError, ApiResult, Json};
+use super::error::{ApiError, ApiResult, Json, Path, object_body};
 use super::limits::{LimitKind, LimitStats};
 use super::state::AppState;
 use super::throttle::{ClientIp, rate_limited};
@@ -140,9 +140,7 @@ async fn append_frames(
     body: Body,
 ) -> ApiResult<Json<FramesAppended>> {
     let limit = state.config.max_append_bytes;
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::new(ErrorCode::TooLarge, format!("an append is at most {limit} bytes")))?;
+    let bytes = read_body(body, limit).await?;
     let frames: Vec<Box<RawValue>> = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("the body must be a JSON array of frames: {e}")))?;
     if frames.is_empty() {
@@ -155,6 +153,36 @@ async fn append_frames(
     let frames = frames.into_iter().map(|f| f.get().to_string()).collect();
     let frame_count = state.engine.append_frames(&who.user, &id, frames).await?;
     Ok(Json(FramesAppended { frame_count }))
+}
+
+/// Reads a body of at most `limit` bytes. A larger one is answered 413
+/// only once the client has sent it (read and dropped, up to 8 times the
+/// limit or 10 s), so that a client still sending sees the answer rather
+/// than a reset connection.
+async fn read_body(body: Body, limit: usize) -> ApiResult<axum::body::Bytes> {
+    use futures::StreamExt;
+    let too_large = || ApiError::new(ErrorCode::TooLarge, format!("an append is at most {limit} bytes"));
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("the body could not be read: {e}")))?;
+        if bytes.len() + chunk.len() > limit {
+            let mut dropped = bytes.len() + chunk.len();
+            let drain = async {
+                while let Some(Ok(chunk)) = stream.next().await {
+                    dropped += chunk.len();
+                    if dropped > 8 * limit {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), drain).await;
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes.into())
 }
 
 async fn one_frame(State(state): State<AppState>, Path((id, index)): Path<(String, String)>) -> ApiResult<Response> {
@@ -222,6 +250,7 @@ async fn match_room(
     let req: MatchBody = if body.iter().all(u8::is_ascii_whitespace) {
         MatchBody::default()
     } else {
+        object_body(&body)?;
         serde_json::from_slice(&body).map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))?
     };
     Ok(Json(state.engine.match_reserve(&who.user, req.max_members).await?))

@@ -43,6 +43,7 @@ pub mod close {
     pub const SLOW_CONSUMER: u16 = 4008;
     pub const POLICY: u16 = 1008;
     pub const TOO_BIG: u16 = 1009;
+    pub const INVALID_TEXT: u16 = 1007;
     pub const RESTART: u16 = 1012;
     pub const TRY_AGAIN_LATER: u16 = 1013;
     pub const FOREIGN_ORIGIN: u16 = 4003;
@@ -170,6 +171,18 @@ async fn user_of(state: &AppState, token: Option<String>, headers: &HeaderMap) -
         }
     }
     None
+}
+
+/// The close code for a frame the WebSocket layer refused: larger than
+/// even the hard cap (1009 like any frame over the limit), or text that is
+/// not UTF-8 (1007, RFC 6455 7.4.1).
+fn protocol_violation(e: &tokio_tungstenite::tungstenite::Error) -> Option<(u16, &'static str)> {
+    use tokio_tungstenite::tungstenite::Error;
+    match e {
+        Error::Capacity(_) => Some((close::TOO_BIG, "frame too large")),
+        Error::Utf8(_) => Some((close::INVALID_TEXT, "text is not UTF-8")),
+        _ => None,
+    }
 }
 
 /// Whether a page of this `Origin` may open the socket: the server's own
@@ -392,7 +405,13 @@ impl Reader {
                     let _ = self.control.send(Control::Close(close::POLICY, "idle")).await;
                     return;
                 }
-                Ok(None) | Ok(Some(Err(_))) => return,
+                Ok(None) => return,
+                Ok(Some(Err(e))) => {
+                    if let Some((code, why)) = protocol_violation(&e) {
+                        let _ = self.control.send(Control::Close(code, why)).await;
+                    }
+                    return;
+                }
                 Ok(Some(Ok(msg))) => msg,
             };
             match msg {

@@ -13,10 +13,14 @@ impl RoomActor {
         Ok(self.chat.as_ref().map(|(recent, _)| recent.iter().cloned().collect()).unwrap_or_default())
     }
 
-    /// Applies the per-user chat rate limit.
+    /// Applies the per-user chat rate limit, over all of the user's rooms.
     pub(super) fn chat_allowed(&mut self, user: &Arc<str>) -> Result<(), EngineError> {
         let (max, window) = (self.settings().chat_burst, self.settings().chat_window);
-        let sent = self.chat_rate.entry(user.clone()).or_default();
+        let mut rates = self.shared.chat_rate.lock().unwrap_or_else(|e| e.into_inner());
+        if rates.len() > 4096 {
+            rates.retain(|_, sent| sent.back().is_some_and(|t| t.elapsed() < window));
+        }
+        let sent = rates.entry(user.clone()).or_default();
         while sent.front().is_some_and(|t| t.elapsed() >= window) {
             sent.pop_front();
         }

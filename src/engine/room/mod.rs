@@ -61,6 +61,9 @@ pub(super) struct Shared {
     pub broker: Arc<dyn Broker>,
     /// Rooms whose idle timeout passed ask the engine to delete them here.
     pub expired: mpsc::UnboundedSender<Arc<str>>,
+    /// When each user sent their recent chat messages, in any room of
+    /// this server (the chat rate is per user, section 6.5).
+    pub chat_rate: std::sync::Mutex<HashMap<Arc<str>, VecDeque<Instant>>>,
 }
 
 /// Facts about a room readable without asking its task: for eviction and
@@ -107,7 +110,6 @@ impl RoomHandle {
             lock: None,
             presenter: Presenting::default(),
             chat: None,
-            chat_rate: HashMap::new(),
             pulse: pulse.clone(),
             shared,
         };
@@ -187,7 +189,6 @@ struct RoomActor {
     /// The most recent chat messages (loaded on first use) and the last id.
     chat: Option<(VecDeque<ChatMessage>, u64)>,
     /// Send times of each user's recent messages, for the rate limit.
-    chat_rate: HashMap<Arc<str>, VecDeque<Instant>>,
     pulse: Arc<Pulse>,
     shared: Arc<Shared>,
 }
