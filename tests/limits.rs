@@ -354,15 +354,27 @@ async fn a_socket_upgrade_that_cannot_complete_in_time_is_refused() {
 #[tokio::test]
 async fn a_socket_that_keeps_flooding_is_closed_and_its_user_cools_down() {
     let server =
-        TestServer::start_with(&["--rate-per-second", "10", "--rate-burst", "10", "--abuse-cooldown-seconds", "2"])
+        TestServer::start_with(&["--rate-per-second", "0.1", "--rate-burst", "10", "--abuse-cooldown-seconds", "2"])
             .await;
     let token = server.session("flooder").await;
+    let room = server.api(Some(&token)).create_room(json!({})).await;
     let mut ws = server.ws(&token).await;
+    common::assert_reply_ok(&ws.request("join:room", json!({ "roomId": room["id"] })).await);
     // A burst is served, then refusals; told to slow down twice a burst's
-    // worth of times and still sending, the socket is closed.
-    for id in 1..=100u64 {
-        ws.send_text(&json!({ "event": "keep_alive", "data": {}, "id": id }).to_string()).await;
+    // worth of times and still sending, the socket is closed. (One event
+    // at a time, so that the close is read, not reset by unread frames.)
+    let (mut ok, mut refused) = (0, 0);
+    while ok + refused < 100 {
+        let Some(reply) = ws.try_request("keep_alive", json!({ "roomId": room["id"] })).await else { break };
+        if reply["ok"] == true {
+            ok += 1;
+        } else {
+            common::assert_reply_error(&reply, "rate_limited");
+            refused += 1;
+        }
     }
+    // The join took one token of the burst of 10.
+    assert_eq!((ok, refused), (9, 20), "answered before the close");
     assert!(matches!(ws.closed().await, common::Closed::Code(1008)), "a flooding socket is closed with 1008");
     let refused = tokio_tungstenite::connect_async(server.ws_url(Some(&token))).await;
     match refused {

@@ -175,3 +175,34 @@ async fn slow_consumer(args: &[&str]) {
     );
     assert!(with_slow < baseline * 3 + Duration::from_secs(1), "{with_slow:?} vs {baseline:?}");
 }
+
+#[tokio::test]
+async fn an_evicted_slow_consumer_leaves_its_room_at_once() {
+    let args = [
+        "--outbound-bytes",
+        "65536",
+        "--tcp-send-buffer",
+        "16384",
+        "--rate-burst",
+        "100000",
+        "--rate-per-second",
+        "100000",
+    ];
+    let server = TestServer::start_with(&args).await;
+    let token = server.session("alice").await;
+    server.api(Some(&token)).create_room(json!({ "id": "fanout" })).await;
+    let mut fast = server.ws(&token).await;
+    assert_reply_ok(&fast.request("join:room", json!({ "roomId": "fanout" })).await);
+    let mut slow = stalled_client(&server.ws_url(Some(&token))).await;
+    let join = json!({ "event": "join:room", "data": { "roomId": "fanout" }, "id": 1 }).to_string();
+    slow.send(Message::Text(join.into())).await.unwrap();
+    let slow_sid = fast.event("presence:join").await["data"]["sid"].as_str().unwrap().to_string();
+    flood_with_signals(&mut fast, &slow_sid).await;
+    // The stalled client never reads its close frame: it must be gone from
+    // the room well before the 10 s that frame may take.
+    let left = fast.event_within("presence:leave", Duration::from_secs(5)).await.expect("left the room at once");
+    assert_eq!(left["data"]["sid"], slow_sid.as_str());
+    let data = json!({ "roomId": "fanout", "to": slow_sid, "kind": "offer", "payload": 1 });
+    assert_reply_error(&fast.request("signal", data).await, "not_found");
+    drop(slow);
+}

@@ -31,7 +31,7 @@ use tokio_tungstenite::tungstenite::{Message, handshake::derive_accept_key};
 
 use super::auth::cookie_token;
 use super::error::error_body;
-use super::limits::LimitKind;
+use super::limits::{LimitKind, Limits};
 use super::rate_limit::TokenBucket;
 use super::state::AppState;
 use super::throttle::Peer;
@@ -231,10 +231,7 @@ async fn serve(socket: WebSocket, state: AppState, user: User) {
     engine.metrics().connected(&conn.user.id);
     let (writer_done, writer_gone) = tokio::sync::oneshot::channel::<()>();
     let ping_every = state.config.ping_interval();
-    let writer = tokio::spawn(async move {
-        write_loop(sink, out_rx, control_rx, ping_every).await;
-        drop(writer_done);
-    });
+    let writer = tokio::spawn(write_loop(sink, out_rx, control_rx, ping_every, writer_done));
     let mut reader = Reader {
         engine: engine.clone(),
         conn: conn.clone(),
@@ -248,14 +245,12 @@ async fn serve(socket: WebSocket, state: AppState, user: User) {
         rate: TokenBucket::new(state.config.rate_per_second, state.config.rate_burst),
         refused: 0,
         max_refused: (2.0 * state.config.rate_burst.max(1.0)) as u32,
-        abusive: false,
+        limits: state.limits.clone(),
+        abuse_cooldown: state.config.abuse_cooldown(),
     };
     reader.run(stream, state.config.idle_connection(), state.shutdown.clone(), writer_gone).await;
 
-    let Reader { rooms, overview, control, abusive, .. } = reader;
-    if abusive {
-        state.limits.cool_down(&conn.user.id, state.config.abuse_cooldown());
-    }
+    let Reader { rooms, overview, control, .. } = reader;
     engine.disconnect(sid.clone(), rooms.into_values(), overview).await;
     engine.metrics().disconnected(&conn.user.id);
     drop(control);
@@ -315,7 +310,17 @@ async fn drain_and_close(sink: &mut Sink, rx: &mut FrameQueue, batch: &mut VecDe
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, finish).await;
 }
 
-async fn write_loop(mut sink: Sink, out: OutboundReceiver, mut control: mpsc::Receiver<Control>, ping_every: Duration) {
+/// Writes the connection's frames until it closes; `done` is dropped when
+/// the reader must stop: at once on an eviction (so the connection leaves
+/// its rooms without waiting for a stalled client to take the close
+/// frame), else when the writer ends.
+async fn write_loop(
+    mut sink: Sink,
+    out: OutboundReceiver,
+    mut control: mpsc::Receiver<Control>,
+    ping_every: Duration,
+    done: tokio::sync::oneshot::Sender<()>,
+) {
     let OutboundReceiver { mut rx, eviction } = out;
     let mut batch = VecDeque::new();
     tokio::select! {
@@ -327,6 +332,7 @@ async fn write_loop(mut sink: Sink, out: OutboundReceiver, mut control: mpsc::Re
         eviction = eviction.evicted() => {
             // Whatever is queued is dropped: the client re-syncs on reconnect.
             let Eviction::SlowConsumer = eviction;
+            drop(done);
             let close = close_frame(close::SLOW_CONSUMER, "slow consumer");
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(close)).await;
         }
@@ -376,8 +382,9 @@ struct Reader {
     /// down when told to).
     refused: u32,
     max_refused: u32,
-    /// Closed for flooding: its user cools down before the next socket.
-    abusive: bool,
+    /// A user closed for flooding waits this long before the next socket.
+    limits: Arc<Limits>,
+    abuse_cooldown: Duration,
 }
 
 impl Reader {
@@ -443,6 +450,12 @@ impl Reader {
         let _ = self.control.send(Control::Close(close::RESTART, "server restart")).await;
     }
 
+    /// The connection is closed for flooding: its user cools down, from
+    /// now (before the client can see the close and reconnect).
+    fn flooded(&self) {
+        self.limits.cool_down(&self.conn.user.id, self.abuse_cooldown);
+    }
+
     /// Handles one text frame; false when the connection must close.
     async fn on_text(&mut self, text: &str) -> bool {
         self.engine.metrics().events_in.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -458,7 +471,7 @@ impl Reader {
             self.refused += 1;
             if self.refused > self.max_refused {
                 self.engine.metrics().error(ErrorCode::RateLimited);
-                self.abusive = true;
+                self.flooded();
                 let _ = self.control.send(Control::Close(close::POLICY, "rate limit exceeded")).await;
                 return false;
             }
@@ -506,7 +519,7 @@ impl Reader {
             self.bad_frames.pop_front();
         }
         if self.bad_frames.len() > self.max_bad_frames as usize {
-            self.abusive = true;
+            self.flooded();
             let _ = self.control.send(Control::Close(close::POLICY, "too many bad frames")).await;
             return false;
         }

@@ -286,6 +286,8 @@ pub struct Ws {
     next_id: u64,
     /// Events read while waiting for something else, in order.
     pub backlog: Vec<Value>,
+    /// The server's close, when a read met it.
+    closed_with: Option<Closed>,
 }
 
 /// How a connection ended.
@@ -302,7 +304,7 @@ impl Ws {
     }
 
     pub fn from_stream(stream: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Ws {
-        Ws { stream, open: true, next_id: 0, backlog: Vec::new() }
+        Ws { stream, open: true, next_id: 0, backlog: Vec::new(), closed_with: None }
     }
 
     /// Whether the socket has not been seen closing.
@@ -353,7 +355,11 @@ impl Ws {
                 Message::Text(t) => {
                     return Some(serde_json::from_str(t.as_str()).expect("server sent JSON"));
                 }
-                Message::Close(_) => return None,
+                Message::Close(frame) => {
+                    self.open = false;
+                    self.closed_with = Some(frame.map_or(Closed::NoFrame, |f| Closed::Code(u16::from(f.code))));
+                    return None;
+                }
                 _ => continue,
             }
         }
@@ -413,6 +419,9 @@ impl Ws {
 
     /// Reads until the server closes; returns the close code.
     pub async fn closed(&mut self) -> Closed {
+        if let Some(closed) = self.closed_with.take() {
+            return closed;
+        }
         let deadline = Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
