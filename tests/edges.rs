@@ -98,3 +98,14 @@ async fn the_chat_limit_is_per_user_over_all_rooms() {
     let sixth = ws.request("chat:send", json!({ "roomId": b["id"], "text": "one too many" })).await;
     assert_reply_error(&sixth, "rate_limited");
 }
+
+#[tokio::test]
+async fn a_bad_event_field_is_named_in_the_reply() {
+    let server = TestServer::start().await;
+    let token = server.session("alice").await;
+    let mut ws = server.ws(&token).await;
+    let reply = ws.request("join:room", json!({ "roomId": 12 })).await;
+    assert_reply_error(&reply, "bad_request");
+    let message = reply["error"]["message"].as_str().expect("message");
+    assert!(message.contains("field `roomId`"), "{message}");
+}

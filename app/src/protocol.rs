@@ -253,24 +253,26 @@ impl Request {
                 serde_json::from_str(v.get()).map_err(|_| fail(None, "field `event` must be a string".into()))?
             }
         };
-        let data: Value = match raw.data {
-            None => Value::Object(Default::default()),
-            Some(v) => serde_json::from_str(v.get()).map_err(|e| fail(Some(event.clone()), e.to_string()))?,
-        };
-        if !data.is_object() {
+        let data = raw.data.map_or("{}", |v| v.get());
+        if !data.trim_start().starts_with('{') {
             return Err(fail(Some(event), "field `data` must be an object".into()));
         }
-        let mut envelope = serde_json::Map::with_capacity(2);
-        envelope.insert("event".into(), Value::String(event.clone()));
-        envelope.insert("data".into(), data);
-        match serde_json::from_value::<ClientEvent>(Value::Object(envelope)) {
-            Ok(event) => Ok(Request { event, id }),
+        // The tag first, so serde reads `data` straight into the event's
+        // type and the path of a bad field is known.
+        let envelope = format!("{{\"event\":{},\"data\":{data}}}", Value::String(event.clone()));
+        let mut reader = serde_json::Deserializer::from_str(&envelope);
+        match serde_path_to_error::deserialize::<_, ClientEvent>(&mut reader) {
+            Ok(decoded) => Ok(Request { event: decoded, id }),
             Err(e) => {
-                let message = e.to_string();
-                let message = if message.starts_with("unknown variant") {
-                    format!("unknown event `{event}`")
-                } else {
-                    format!("bad `data` for `{event}`: {message}")
+                let field = e.path().to_string();
+                let inner = e.into_inner();
+                let why = inner.to_string();
+                let why =
+                    why.strip_suffix(&format!(" at line {} column {}", inner.line(), inner.column())).unwrap_or(&why);
+                let message = match field.strip_prefix("data.") {
+                    Some(field) => format!("bad `data` for `{event}`: field `{field}`: {why}"),
+                    None if why.starts_with("unknown variant") => format!("unknown event `{event}`"),
+                    None => format!("bad `data` for `{event}`: {why}"),
                 };
                 Err(fail(Some(event), message))
             }
@@ -561,7 +563,13 @@ mod tests {
         let e = Request::decode(r#"{"event":"join:room","data":{"roomId":5},"id":5}"#).unwrap_err();
         assert_eq!(e.id, Some(5));
         assert_eq!(e.event.as_deref(), Some("join:room"));
-        assert!(e.message.contains("invalid type"), "{}", e.message);
+        assert_eq!(
+            e.message, "bad `data` for `join:room`: field `roomId`: invalid type: integer `5`, expected a string",
+            "the message names the field at fault"
+        );
+        let e = Request::decode(r#"{"event":"signal","data":{"roomId":"a","to":"b","kind":"wave","payload":1}}"#)
+            .unwrap_err();
+        assert!(e.message.contains("field `kind`"), "{}", e.message);
 
         let e = Request::decode(r#"{"event":"join:room","data":{},"id":6}"#).unwrap_err();
         assert!(e.message.contains("roomId"), "{}", e.message);
