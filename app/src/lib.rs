@@ -12,6 +12,7 @@ pub mod ids;
 pub mod model;
 pub mod pages;
 pub mod protocol;
+pub mod request;
 #[cfg(feature = "ssr")]
 pub mod ssr;
 

@@ -7,6 +7,7 @@ use app::api::{CreateRoom, MatchBody, PatchRoom, SessionRequest};
 use app::delta::RoomDelta;
 use app::model::Role;
 use app::protocol::*;
+use app::request::Request;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use app::error::{ErrorBody, ErrorCode};
 use app::ids::room_key;
-use app::protocol::{ClientEvent, ErrorEvent, Reply, Request, ServerEvent, ServerShutdown};
+use app::protocol::{ClientEvent, ErrorEvent, Reply, ServerEvent, ServerShutdown};
+use app::request::Request;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -131,8 +131,9 @@ mod live {
     use crate::error::{ErrorBody, ErrorCode};
     use crate::model::DeleteReason;
     use crate::protocol::{
-        ClientEvent, Empty, JoinOverviewReply, JoinRoom, JoinRoomReply, Request, RoomRef, ServerEvent, ServerMessage,
+        ClientEvent, Empty, JoinOverviewReply, JoinRoom, JoinRoomReply, RoomRef, ServerEvent, ServerMessage,
     };
+    use crate::request::Request;
 
     const UNAUTHORIZED: u16 = 4001;
 
