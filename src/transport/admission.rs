@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use super::limits::LimitKind;
+use super::pages::is_static_file;
 use super::state::AppState;
 use super::throttle::{ClientIp, Peer, client_ip, rate_limited};
 
@@ -16,9 +17,7 @@ use super::throttle::{ClientIp, Peer, client_ip, rate_limited};
 /// health check and the operator's metrics. A socket upgrade counts too,
 /// so reconnecting in a loop is limited like any request.
 fn is_limited(path: &str) -> bool {
-    let last = path.rsplit('/').next().unwrap_or("");
-    let exempt = ["/healthz", "/metrics"];
-    !(path.starts_with("/pkg/") || exempt.contains(&path) || last.contains('.'))
+    !(is_static_file(path) || ["/healthz", "/metrics"].contains(&path))
 }
 
 /// Names the client, applies its REST rate and the request deadline.

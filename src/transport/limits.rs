@@ -93,10 +93,9 @@ impl<K: Hash + Eq + Clone> Holdings<K> {
     fn take(&self, owner: &K, cap: usize) -> bool {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         let n = held.entry(owner.clone()).or_default();
-        if *n >= cap {
-            if *n == 0 {
-                held.remove(owner);
-            }
+        // With a cap of at least 1, an owner refused already holds some:
+        // no empty entry is left behind.
+        if *n >= cap.max(1) {
             return false;
         }
         *n += 1;

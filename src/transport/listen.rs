@@ -65,7 +65,7 @@ pub async fn serve(
         let close = Arc::new(tokio::sync::Notify::new());
         let service = hyper::service::service_fn({
             let router = router.clone();
-            let peer = Peer { addr: peer, permit: Some(permit.clone()), close: close.clone() };
+            let peer = Peer { addr: peer, permit: permit.clone(), close: close.clone() };
             move |request: hyper::Request<Incoming>| {
                 let mut request = request.map(Body::new);
                 request.extensions_mut().insert(peer.clone());

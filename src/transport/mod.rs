@@ -11,3 +11,4 @@ pub mod rest;
 pub mod state;
 pub mod throttle;
 pub mod ws;
+pub mod ws_writer;

@@ -31,16 +31,17 @@ pub fn server_data(engine: &Engine) -> ServerData {
     ServerData(Arc::new(engine.clone()))
 }
 
+/// Whether a path is a static file: the built site (`/pkg/…`) or a name
+/// with an extension (`/favicon.png`).
+pub fn is_static_file(path: &str) -> bool {
+    let last = path.rsplit('/').next().unwrap_or("");
+    path.starts_with("/pkg/") || last.contains('.')
+}
+
 /// Whether a path is a page (not the API, the socket or a static file).
 fn is_page(path: &str) -> bool {
-    let last = path.rsplit('/').next().unwrap_or("");
-    !(path.starts_with("/api/")
-        || path == "/api"
-        || path == "/ws"
-        || path.starts_with("/pkg/")
-        || path == "/healthz"
-        || path == "/metrics"
-        || last.contains('.'))
+    let not_pages = ["/api", "/ws", "/healthz", "/metrics"];
+    !(path.starts_with("/api/") || not_pages.contains(&path) || is_static_file(path))
 }
 
 /// Gives a page request the visitor's session, if it has one, as a

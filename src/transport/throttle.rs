@@ -20,7 +20,7 @@ use super::rate_limit::TokenBucket;
 #[derive(Clone)]
 pub struct Peer {
     pub addr: SocketAddr,
-    pub permit: Option<Arc<ConnectionPermit>>,
+    pub permit: Arc<ConnectionPermit>,
     pub close: Arc<tokio::sync::Notify>,
 }
 

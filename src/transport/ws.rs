@@ -1,6 +1,6 @@
-//! `GET /ws`: one WebSocket per browser tab. The reader decodes frames and
-//! calls the engine; the writer drains the connection's outbound queue,
-//! sends pings and closes the socket when asked to.
+//! `GET /ws`: one WebSocket per browser tab. The handshake (session,
+//! origin and socket limits), then the reader, which decodes frames and
+//! calls the engine; the writer is `ws_writer.rs`.
 //!
 //! The handshake is answered here and the upgraded connection driven with
 //! tokio-tungstenite directly (not axum's wrapper) so that large messages
@@ -25,9 +25,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
-use tokio_tungstenite::tungstenite::protocol::frame::{Frame as WsFrame, Utf8Bytes};
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, handshake::derive_accept_key};
 
 use super::auth::cookie_token;
@@ -36,31 +34,15 @@ use super::limits::{LimitKind, Limits};
 use super::rate_limit::TokenBucket;
 use super::state::AppState;
 use super::throttle::Peer;
+use super::ws_writer::{Control, FRAGMENT, WebSocket, close, close_frame, write_loop};
 use crate::engine::Engine;
-use crate::engine::connection::{Connection, Eviction, Frame, FrameQueue, OutboundReceiver, User, frame, outbound};
-
-pub mod close {
-    pub const UNAUTHORIZED: u16 = 4001;
-    pub const SLOW_CONSUMER: u16 = 4008;
-    pub const POLICY: u16 = 1008;
-    pub const TOO_BIG: u16 = 1009;
-    pub const INVALID_TEXT: u16 = 1007;
-    pub const RESTART: u16 = 1012;
-    pub const TRY_AGAIN_LATER: u16 = 1013;
-    pub const FOREIGN_ORIGIN: u16 = 4003;
-}
+use crate::engine::connection::{Connection, User, frame, outbound};
 
 /// How long clients should wait before reconnecting after a shutdown.
 const SHUTDOWN_RETRY_MS: u64 = 1000;
 
 /// Initial read buffer of a connection (grows for larger frames).
 const READ_BUFFER: usize = 4 * 1024;
-
-/// Outgoing messages larger than this go out as fragments of this size,
-/// and the write buffer is flushed to the socket once it holds this much.
-const FRAGMENT: usize = 8 * 1024;
-
-type WebSocket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
 /// How long bad frames are counted for the 1008 rule.
 const BAD_FRAME_WINDOW: Duration = Duration::from_secs(10);
@@ -108,18 +90,18 @@ pub async fn upgrade(
     // The TCP connection's place under the connection limits goes with
     // the socket it becomes.
     let peer = request.extensions().get::<Peer>().cloned();
-    let tcp_permit = peer.as_ref().and_then(|p| p.permit.clone());
+    let tcp_permit = peer.as_ref().map(|p| p.permit.clone());
     if let Some(wait) = user.as_ref().and_then(|u| state.limits.cooling_down(&u.id)) {
         let message = format!("this user was closed for flooding; reconnect in {} ms", wait.as_millis());
         let body = ErrorBody { code: ErrorCode::RateLimited, message, retry_after_ms: Some(wait.as_millis() as u64) };
         return super::error::ApiError(body).into_response();
     }
-    let admitted = match &user {
+    let admitted = match user {
         _ if !origin_allowed(&headers, &state.config.allowed_origins) => {
             state.limits.hit(LimitKind::ForeignOrigin);
             Err(Refusal::ForeignOrigin)
         }
-        Some(user) => state.limits.open_socket(&user.id).ok_or(Refusal::TooManySockets),
+        Some(user) => state.limits.open_socket(&user.id).map(|permit| (user, permit)).ok_or(Refusal::TooManySockets),
         None => Err(Refusal::Unauthorized),
     };
     // Accept oversize frames up to a hard cap so that the protocol limit can
@@ -136,7 +118,7 @@ pub async fn upgrade(
             Ok(Ok(upgraded)) => upgraded,
             Ok(Err(e)) => return tracing::debug!(error = %e, "upgrade failed"),
             Err(_) => {
-                // E.g. a request body announced and never sent.
+                // A client that does not take the 101 answer.
                 state.limits.hit(LimitKind::HandshakeTimeout);
                 if let Some(peer) = peer {
                     peer.close.notify_one();
@@ -145,13 +127,12 @@ pub async fn upgrade(
             }
         };
         let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-        match (user, admitted) {
-            (Some(user), Ok(_socket_permit)) => {
+        match admitted {
+            Ok((user, _socket_permit)) => {
                 let _tcp_permit = tcp_permit;
                 serve(socket, state, user).await
             }
-            (_, Err(refusal)) => reject(socket, refusal).await,
-            (None, Ok(_)) => reject(socket, Refusal::Unauthorized).await,
+            Err(refusal) => reject(socket, refusal).await,
         }
     });
     let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
@@ -215,11 +196,6 @@ async fn reject(mut socket: WebSocket, refusal: Refusal) {
     let _ = socket.send(close_frame(code, reason)).await;
 }
 
-/// What the reader asks of the writer besides data.
-enum Control {
-    Close(u16, &'static str),
-}
-
 async fn serve(socket: WebSocket, state: AppState, user: User) {
     let engine = state.engine.clone();
     let sid = engine.new_sid();
@@ -258,104 +234,6 @@ async fn serve(socket: WebSocket, state: AppState, user: User) {
     drop(conn);
     let _ = writer.await;
     tracing::debug!(%sid, "disconnected");
-}
-
-/// How long a close frame may take to go out before the socket is dropped.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
-
-type Sink = futures::stream::SplitSink<WebSocket, Message>;
-
-fn close_frame(code: u16, reason: &'static str) -> Message {
-    Message::Close(Some(CloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from_static(reason) }))
-}
-
-/// Writes what the engine queues, every queued frame in one flush, and a
-/// ping every `ping_every`. Returns when the socket or the queue ends; it is
-/// cancelled only to close the connection, and what it had taken but not
-/// written is then still in `batch`.
-async fn pump(sink: &mut Sink, rx: &mut FrameQueue, batch: &mut VecDeque<Frame>, ping_every: Duration) {
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            more = rx.recv_all(batch) => if !more { return },
-            _ = ping.tick() => {
-                if sink.send(Message::Ping(Default::default())).await.is_err() { return }
-                continue;
-            }
-        }
-        while let Some(f) = batch.pop_front() {
-            if feed(sink, f).await.is_err() {
-                return;
-            }
-        }
-        if sink.flush().await.is_err() {
-            return;
-        }
-    }
-}
-
-/// Sends what is queued, then the close frame, within [`CLOSE_TIMEOUT`].
-async fn drain_and_close(sink: &mut Sink, rx: &mut FrameQueue, batch: &mut VecDeque<Frame>, close: Option<Message>) {
-    let finish = async {
-        while let Some(f) = batch.pop_front().or_else(|| rx.try_recv()) {
-            if feed(sink, f).await.is_err() {
-                return;
-            }
-        }
-        if let Some(close) = close {
-            let _ = sink.send(close).await;
-        }
-        let _ = sink.close().await;
-    };
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, finish).await;
-}
-
-/// Writes the connection's frames until it closes; `done` is dropped when
-/// the reader must stop: at once on an eviction (so the connection leaves
-/// its rooms without waiting for a stalled client to take the close
-/// frame), else when the writer ends.
-async fn write_loop(
-    mut sink: Sink,
-    out: OutboundReceiver,
-    mut control: mpsc::Receiver<Control>,
-    ping_every: Duration,
-    done: tokio::sync::oneshot::Sender<()>,
-) {
-    let OutboundReceiver { mut rx, eviction } = out;
-    let mut batch = VecDeque::new();
-    tokio::select! {
-        biased;
-        cmd = control.recv() => {
-            let close = cmd.map(|Control::Close(code, reason)| close_frame(code, reason));
-            drain_and_close(&mut sink, &mut rx, &mut batch, close).await;
-        }
-        eviction = eviction.evicted() => {
-            // Whatever is queued is dropped: the client re-syncs on reconnect.
-            let Eviction::SlowConsumer = eviction;
-            drop(done);
-            let close = close_frame(close::SLOW_CONSUMER, "slow consumer");
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(close)).await;
-        }
-        () = pump(&mut sink, &mut rx, &mut batch, ping_every) => {}
-    }
-}
-
-/// Queues one text message on the socket: whole when small, else as
-/// fragments of [`FRAGMENT`] bytes. The bytes are shared, not copied, and
-/// not validated again: frames are serialized from `String`s.
-async fn feed(sink: &mut Sink, f: Frame) -> Result<(), tokio_tungstenite::tungstenite::Error> {
-    let mut at = 0;
-    loop {
-        let end = (at + FRAGMENT).min(f.len());
-        let opcode = if at == 0 { OpCode::Data(Data::Text) } else { OpCode::Data(Data::Continue) };
-        let fin = end == f.len();
-        sink.feed(Message::Frame(WsFrame::message(f.slice(at..end), opcode, fin))).await?;
-        if fin {
-            return Ok(());
-        }
-        at = end;
-    }
 }
 
 /// The outcome of one request.
