@@ -129,7 +129,7 @@ async fn presence_and_counts_agree_on_both_servers() {
     let bob_sid = joined["sid"].as_str().unwrap().to_string();
     let sids: Vec<&str> = joined["presence"].as_array().unwrap().iter().map(|p| p["sid"].as_str().unwrap()).collect();
     assert_eq!(sids, [alice_sid.as_str(), bob_sid.as_str()]);
-    let seen = on_a.event("presence:join").await;
+    let seen = on_a.presence_join().await;
     assert_eq!(seen["data"]["sid"], bob_sid);
     assert_eq!(seen["data"]["userName"], "bob");
 
@@ -145,7 +145,7 @@ async fn presence_and_counts_agree_on_both_servers() {
 
     // Bob on B leaves: A's client sees it, counts agree again.
     assert_reply_ok(&on_b.request("leave:room", json!({ "roomId": "meet" })).await);
-    let left = on_a.event("presence:leave").await;
+    let left = on_a.presence_leave().await;
     assert_eq!(left["data"]["sid"], bob_sid);
     let expect = |r: &Value| r["connectionCount"] == 2 && r["memberCount"] == 1;
     let on_a_room = eventually(&a, "meet", expect).await;
@@ -155,9 +155,12 @@ async fn presence_and_counts_agree_on_both_servers() {
     // A closed socket on B counts as leaving too.
     let reply = on_b.request("join:room", json!({ "roomId": "meet" })).await;
     let bob_sid = assert_reply_ok(&reply)["sid"].as_str().unwrap().to_string();
+    // Presence changes within one tick are announced together: see Bob
+    // back before he goes again.
+    while on_a.presence_join().await["data"]["sid"] != bob_sid {}
     on_b.close().await;
     loop {
-        let left = on_a.event("presence:leave").await;
+        let left = on_a.presence_leave().await;
         if left["data"]["sid"] == bob_sid {
             break;
         }
@@ -202,8 +205,9 @@ async fn a_killed_server_loses_its_presence_locks_and_presenter_and_its_rooms_mo
     let alice_sid = assert_reply_ok(&reply)["sid"].as_str().unwrap().to_string();
     assert_reply_ok(&doomed.request("lock:acquire", json!({ "roomId": "on-b", "msg": "Uploading 1/3" })).await);
     assert_reply_ok(&doomed.request("presenter:request", json!({ "roomId": "on-b" })).await);
-    let room = eventually(&b, "on-b", |r| r["metadataLocked"].is_object() && r["presenterSid"] == alice_sid).await;
-    assert_eq!(room["connectionCount"], 2);
+    let held = |r: &Value| r["metadataLocked"].is_object() && r["presenterSid"] == alice_sid;
+    let room = eventually(&b, "on-b", |r| held(r) && r["connectionCount"] == 2).await;
+    assert_eq!(room["memberCount"], 2);
 
     // A room A owns, with a client of B in it.
     a.api(Some(&alice)).create_room(json!({ "id": "on-a" })).await;
@@ -219,7 +223,7 @@ async fn a_killed_server_loses_its_presence_locks_and_presenter_and_its_rooms_mo
     a.kill();
 
     // B's viewer sees A's client leave with its lock and its presenter.
-    let left = watcher.event_within("presence:leave", Duration::from_secs(4)).await.expect("presence:leave");
+    let left = watcher.presence_leave_within(Duration::from_secs(4)).await.expect("presence:leave");
     assert_eq!(left["data"]["sid"], alice_sid);
     let noticed = killed.elapsed();
     let room = eventually(&b, "on-b", |r| r["connectionCount"] == 1).await;
@@ -231,7 +235,7 @@ async fn a_killed_server_loses_its_presence_locks_and_presenter_and_its_rooms_mo
 
     // B took over A's room: A's client is gone, B's client stays and the
     // room works (a change and a room event through B).
-    let left = stays.event_within("presence:leave", Duration::from_secs(4)).await.expect("presence:leave in on-a");
+    let left = stays.presence_leave_within(Duration::from_secs(4)).await.expect("presence:leave in on-a");
     assert_eq!(left["data"]["sid"], alice_sid_2);
     let room = eventually(&b, "on-a", |r| r["connectionCount"] == 1).await;
     assert_eq!(room["memberCount"], 1, "{room}");

@@ -296,7 +296,7 @@ async fn signals_reach_a_connection_in_the_same_room_only() {
     assert_reply_ok(&a.request("join:room", json!({ "roomId": "rtc" })).await);
     let (_, mut b) = joined(&server, "bob", "rtc").await;
     let (_, mut c) = joined(&server, "carol", "elsewhere").await;
-    let b_sid = a.event("presence:join").await["data"]["sid"].as_str().unwrap().to_string();
+    let b_sid = a.presence_join().await["data"]["sid"].as_str().unwrap().to_string();
     let reply = c.request("join:room", json!({ "roomId": "rtc" })).await;
     let c_sid = assert_reply_ok(&reply)["presence"]
         .as_array()

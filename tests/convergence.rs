@@ -59,6 +59,14 @@ impl Client {
         if reply["ok"] == true {
             let rooms: Vec<RoomMetadata> = serde_json::from_value(reply["data"]["rooms"].clone()).unwrap();
             self.rooms = rooms.into_iter().map(|r| (r.id.clone(), r)).collect();
+            // The snapshot is the first page; the rest comes over REST
+            // (deltas arriving meanwhile are applied after it by version).
+            if let Some(after) = reply["data"]["next"].as_str() {
+                let api = format!("http://127.0.0.1:{port}");
+                for (id, room) in pages_from(&api, Some(after.to_string())).await {
+                    self.rooms.entry(id).or_insert(room);
+                }
+            }
         }
         self.joined = None;
         self.ws = Some(ws);
@@ -349,12 +357,27 @@ async fn run(mode: Mode) {
 }
 
 async fn room_list(api: &common::Api) -> HashMap<String, RoomMetadata> {
-    let (_, list) = api.get("/api/rooms").await;
-    serde_json::from_value::<Vec<RoomMetadata>>(list["rooms"].clone())
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.id.clone(), r))
-        .collect()
+    pages_from(&api.base, None).await
+}
+
+/// Every room of `GET /api/rooms`, page after page from `after`.
+async fn pages_from(base: &str, mut after: Option<String>) -> HashMap<String, RoomMetadata> {
+    let mut rooms = HashMap::new();
+    loop {
+        let mut url = format!("{base}/api/rooms?limit=500");
+        if let Some(cursor) = &after {
+            url.push_str(&format!("&after={cursor}"));
+        }
+        let Ok(answer) = reqwest::get(&url).await else { return rooms };
+        let Ok(page) = answer.json::<Value>().await else { return rooms };
+        for room in serde_json::from_value::<Vec<RoomMetadata>>(page["rooms"].clone()).unwrap_or_default() {
+            rooms.insert(room.id.clone(), room);
+        }
+        match page["next"].as_str() {
+            Some(next) => after = Some(next.to_string()),
+            None => return rooms,
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{TestServer, Ws, assert_error, assert_reply_error, assert_reply_ok, match_all};
+use common::{TestServer, Ws, assert_error, assert_reply_error, assert_reply_ok, match_all, room_eventually};
 use serde_json::{Value, json};
 
 async fn user(server: &TestServer, name: &str) -> (String, Ws) {
@@ -29,11 +29,11 @@ async fn seats_are_per_user_and_full_rooms_refuse_or_seat_spectators() {
     let mut a2 = server.ws(&alice).await;
     let data = assert_reply_ok(&a2.request("join:room", json!({ "roomId": "duo" })).await).clone();
     assert_eq!(data["role"], "member");
-    assert_eq!(data["room"]["memberCount"], 1);
-    assert_eq!(data["room"]["connectionCount"], 2);
+    room_eventually(&server, "duo", |r| r["memberCount"] == 1 && r["connectionCount"] == 2).await;
 
     let (_, mut b) = user(&server, "bob").await;
-    assert_eq!(assert_reply_ok(&b.request("join:room", json!({ "roomId": "duo" })).await)["room"]["memberCount"], 2);
+    assert_reply_ok(&b.request("join:room", json!({ "roomId": "duo" })).await);
+    room_eventually(&server, "duo", |r| r["memberCount"] == 2).await;
     let (_, mut c) = user(&server, "carol").await;
     assert_reply_error(&c.request("join:room", json!({ "roomId": "duo" })).await, "full");
 
@@ -41,8 +41,7 @@ async fn seats_are_per_user_and_full_rooms_refuse_or_seat_spectators() {
     assert_eq!(assert_reply_ok(&a1.request("join:room", json!({ "roomId": "show" })).await)["role"], "member");
     let data = assert_reply_ok(&c.request("join:room", json!({ "roomId": "show" })).await).clone();
     assert_eq!(data["role"], "spectator");
-    assert_eq!(data["room"]["spectatorCount"], 1);
-    assert_eq!(data["room"]["memberCount"], 1);
+    room_eventually(&server, "show", |r| r["spectatorCount"] == 1 && r["memberCount"] == 1).await;
     let presence = data["presence"].as_array().unwrap();
     assert_eq!(presence.len(), 2);
     assert_eq!(presence[0]["userName"], "alice", "longest present first");
@@ -147,10 +146,19 @@ async fn fifty_concurrent_matches_fill_exactly_twenty_five_rooms() {
     let per_room = match_all(&mut clients, 2).await;
     assert_eq!(per_room.len(), 25, "{per_room:?}");
     assert!(per_room.values().all(|n| *n == 2), "{per_room:?}");
-    let (_, list) = server.api(None).get("/api/rooms").await;
-    let rooms = list["rooms"].as_array().unwrap();
-    assert_eq!(rooms.len(), 25);
-    assert!(rooms.iter().all(|r| r["memberCount"] == 2 && r["maxMembers"] == 2), "{list}");
+    // Counts are announced once per presence tick: wait for the last.
+    let full = |r: &Value| r["memberCount"] == 2 && r["maxMembers"] == 2;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, list) = server.api(None).get("/api/rooms").await;
+        let rooms = list["rooms"].as_array().unwrap();
+        assert_eq!(rooms.len(), 25);
+        if rooms.iter().all(full) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{list}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
@@ -292,6 +300,8 @@ async fn stats_and_metrics_report_rooms_connections_and_users() {
     let (_, mut b) = user(&server, "bob").await;
     assert_reply_ok(&b.request("join:room", json!({ "roomId": "s1" })).await);
     assert_reply_error(&b.request("room:start", json!({ "roomId": "s1" })).await, "forbidden");
+    // Counts are announced once per presence tick: wait for Bob's.
+    while a2.event("room:update").await["data"]["connectionCount"] != 2 {}
 
     assert_error(&api.get("/api/stats").await, 401, "unauthorized");
     assert_error(&api.get("/metrics").await, 401, "unauthorized");

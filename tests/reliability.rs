@@ -52,7 +52,7 @@ async fn silent_connections_are_closed_and_leave_their_rooms() {
     let mut left = None;
     while start.elapsed() < Duration::from_secs(4) && left.is_none() {
         assert_reply_ok(&watcher.request("keep_alive", json!({ "roomId": "quiet" })).await);
-        left = watcher.event_within("presence:leave", Duration::from_millis(300)).await;
+        left = watcher.presence_leave_within(Duration::from_millis(300)).await;
     }
     assert!(left.is_some(), "the silent connection left the room");
     assert_eq!(silent.closed().await, Closed::Code(1008));
@@ -151,7 +151,7 @@ async fn slow_consumer(args: &[&str]) {
     let mut slow = stalled_client(&server.ws_url(Some(&token))).await;
     let join = json!({ "event": "join:room", "data": { "roomId": "fanout" }, "id": 1 }).to_string();
     slow.send(Message::Text(join.into())).await.unwrap();
-    let slow_sid = fast.event("presence:join").await["data"]["sid"].as_str().unwrap().to_string();
+    let slow_sid = fast.presence_join().await["data"]["sid"].as_str().unwrap().to_string();
     let with_slow = burst(&server, &token, &mut fast, 1000).await;
     flood_with_signals(&mut fast, &slow_sid).await;
 
@@ -196,11 +196,11 @@ async fn an_evicted_slow_consumer_leaves_its_room_at_once() {
     let mut slow = stalled_client(&server.ws_url(Some(&token))).await;
     let join = json!({ "event": "join:room", "data": { "roomId": "fanout" }, "id": 1 }).to_string();
     slow.send(Message::Text(join.into())).await.unwrap();
-    let slow_sid = fast.event("presence:join").await["data"]["sid"].as_str().unwrap().to_string();
+    let slow_sid = fast.presence_join().await["data"]["sid"].as_str().unwrap().to_string();
     flood_with_signals(&mut fast, &slow_sid).await;
     // The stalled client never reads its close frame: it must be gone from
     // the room well before the 10 s that frame may take.
-    let left = fast.event_within("presence:leave", Duration::from_secs(5)).await.expect("left the room at once");
+    let left = fast.presence_leave_within(Duration::from_secs(5)).await.expect("left the room at once");
     assert_eq!(left["data"]["sid"], slow_sid.as_str());
     let data = json!({ "roomId": "fanout", "to": slow_sid, "kind": "offer", "payload": 1 });
     assert_reply_error(&fast.request("signal", data).await, "not_found");

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::api::{RoomPage, RoomQuery};
 use crate::delta::RoomDelta;
 use crate::error::{ErrorBody, ErrorCode};
 use crate::model::{ChatMessage, DeleteReason, Presence, Role, RoomMetadata};
@@ -90,6 +91,30 @@ pub struct ChatEdit {
     pub text: String,
 }
 
+/// Presence entries a join reply carries, and a `presence:diff` keeps.
+pub const PRESENCE_PAGE: usize = 50;
+/// The most presence entries one `presence:page` answers.
+pub const MAX_PRESENCE_PAGE: u32 = 500;
+
+/// `presence:page`: entries of a room's presence from `offset` on, in
+/// presence order (members before spectators, each longest present first).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresencePageRequest {
+    pub room_id: String,
+    #[serde(default)]
+    pub offset: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresencePage {
+    pub presence: Vec<Presence>,
+    pub total: u64,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SignalKind {
@@ -112,7 +137,7 @@ pub struct SignalSend {
 #[serde(tag = "event", content = "data")]
 pub enum ClientEvent {
     #[serde(rename = "join:overview")]
-    JoinOverview(Empty),
+    JoinOverview(RoomQuery),
     #[serde(rename = "leave:overview")]
     LeaveOverview(Empty),
     #[serde(rename = "join:room")]
@@ -147,6 +172,8 @@ pub enum ClientEvent {
     ChatEdit(ChatEdit),
     #[serde(rename = "signal")]
     Signal(SignalSend),
+    #[serde(rename = "presence:page")]
+    PresencePage(PresencePageRequest),
 }
 
 impl ClientEvent {
@@ -171,6 +198,7 @@ impl ClientEvent {
             ClientEvent::ChatSend(_) => "chat:send",
             ClientEvent::ChatEdit(_) => "chat:edit",
             ClientEvent::Signal(_) => "signal",
+            ClientEvent::PresencePage(_) => "presence:page",
         }
     }
 
@@ -194,6 +222,7 @@ impl ClientEvent {
             ClientEvent::ChatSend(e) => Some(&e.room_id),
             ClientEvent::ChatEdit(e) => Some(&e.room_id),
             ClientEvent::Signal(e) => Some(&e.room_id),
+            ClientEvent::PresencePage(e) => Some(&e.room_id),
         }
     }
 }
@@ -205,11 +234,28 @@ pub struct RoomDeleted {
     pub reason: DeleteReason,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// `presence:diff`: how the first page of a room's presence changed since
+/// the last diff (at most one per room per presence tick). Apply: drop
+/// `leaves`, append `joins`, then order members before spectators.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PresenceLeft {
+pub struct PresenceDiff {
     pub room_id: String,
-    pub sid: String,
+    pub joins: Vec<Presence>,
+    pub leaves: Vec<String>,
+}
+
+/// `overview:window`: rooms that entered or left a windowed overview
+/// subscription, how many rooms now match its query, and the cursor after
+/// the window's last room while the window is full.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OverviewWindow {
+    pub enter: Vec<RoomMetadata>,
+    pub exit: Vec<String>,
+    pub total: u64,
+    #[serde(default)]
+    pub next: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -278,10 +324,10 @@ pub enum ServerEvent {
     RoomUpdate(RoomDelta),
     #[serde(rename = "room:delete")]
     RoomDelete(RoomDeleted),
-    #[serde(rename = "presence:join")]
-    PresenceJoin(Presence),
-    #[serde(rename = "presence:leave")]
-    PresenceLeave(PresenceLeft),
+    #[serde(rename = "presence:diff")]
+    PresenceDiff(PresenceDiff),
+    #[serde(rename = "overview:window")]
+    OverviewWindow(OverviewWindow),
     #[serde(rename = "frame_update")]
     FrameUpdate(FrameUpdate),
     #[serde(rename = "chat:message:new")]
@@ -388,8 +434,8 @@ impl ServerEvent {
         Ok(match name {
             "room:update" => ServerEvent::RoomUpdate(read(data)?),
             "room:delete" => ServerEvent::RoomDelete(read(data)?),
-            "presence:join" => ServerEvent::PresenceJoin(read(data)?),
-            "presence:leave" => ServerEvent::PresenceLeave(read(data)?),
+            "presence:diff" => ServerEvent::PresenceDiff(read(data)?),
+            "overview:window" => ServerEvent::OverviewWindow(read(data)?),
             "frame_update" => ServerEvent::FrameUpdate(read(data)?),
             "chat:message:new" => ServerEvent::ChatMessageNew(read(data)?),
             "chat:message:updated" => ServerEvent::ChatMessageUpdated(read(data)?),
@@ -403,10 +449,8 @@ impl ServerEvent {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct JoinOverviewReply {
-    pub rooms: Vec<RoomMetadata>,
-}
+/// The `join:overview` reply: the first page of the query.
+pub type JoinOverviewReply = RoomPage;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JoinRoomReply {
@@ -415,6 +459,7 @@ pub struct JoinRoomReply {
     pub sid: String,
     pub room: RoomMetadata,
     pub role: Role,
+    /// The first `PRESENCE_PAGE` entries; `connectionCount` has them all.
     pub presence: Vec<Presence>,
     pub frame: Option<u64>,
     pub chat: Vec<ChatMessage>,
@@ -456,9 +501,9 @@ mod tests {
         let samples = [
             r#"{"event":"room:update","data":{"roomId":"a","version":2,"base":1,"description":"d"}}"#.to_string(),
             r#"{"event":"room:delete","data":{"roomId":"a","reason":"deleted"}}"#.to_string(),
-            r#"{"event":"presence:join","data":{"roomId":"a","sid":"s","userId":"u","userName":"n","role":"member"}}"#
+            r#"{"event":"presence:diff","data":{"roomId":"a","joins":[{"roomId":"a","sid":"s","userId":"u","userName":"n","role":"member"}],"leaves":["t"]}}"#
                 .to_string(),
-            r#"{"event":"presence:leave","data":{"roomId":"a","sid":"s"}}"#.to_string(),
+            r#"{"event":"overview:window","data":{"enter":[],"exit":["a"],"total":3}}"#.to_string(),
             r#"{"event":"frame_update","data":{"roomId":"a","frame":3,"sid":"s"}}"#.to_string(),
             format!(r#"{{"event":"chat:message:new","data":{chat}}}"#),
             format!(r#"{{"event":"chat:message:updated","data":{chat}}}"#),

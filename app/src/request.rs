@@ -101,7 +101,7 @@ impl From<&DecodeError> for ErrorBody {
 mod tests {
     use super::*;
     use crate::model::Role;
-    use crate::protocol::{ChatEdit, Empty, JoinRoom};
+    use crate::protocol::{ChatEdit, JoinRoom};
 
     #[test]
     fn decodes_a_request_with_id() {
@@ -115,7 +115,7 @@ mod tests {
     #[test]
     fn data_may_be_left_out_for_empty_payloads() {
         let r = Request::decode(r#"{"event":"join:overview","id":1}"#).unwrap();
-        assert_eq!(r.event, ClientEvent::JoinOverview(Empty {}));
+        assert_eq!(r.event, ClientEvent::JoinOverview(Default::default()));
     }
 
     #[test]

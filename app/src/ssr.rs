@@ -7,14 +7,15 @@ use std::sync::Arc;
 
 use leptos::prelude::*;
 
-use crate::api::SessionInfo;
+use crate::api::{RoomPage, RoomQuery, SessionInfo};
 use crate::model::RoomMetadata;
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// Implemented by the server's engine.
 pub trait RoomSource: Send + Sync + 'static {
-    fn rooms(&self) -> BoxFuture<Vec<RoomMetadata>>;
+    /// One page of the room list (an empty page for a bad query).
+    fn rooms(&self, query: RoomQuery) -> BoxFuture<RoomPage>;
     fn room(&self, id: String) -> BoxFuture<Option<RoomMetadata>>;
 }
 

@@ -72,7 +72,18 @@ fn json_value() -> impl Strategy<Value = Value> {
 fn client_event() -> impl Strategy<Value = ClientEvent> {
     let room = "[A-Za-z0-9][A-Za-z0-9_-]{0,10}";
     prop_oneof![
-        Just(ClientEvent::JoinOverview(Empty {})),
+        Just(ClientEvent::JoinOverview(Default::default())),
+        ("[a-z ]{0,8}", 1..=500u32).prop_map(|(q, limit)| ClientEvent::JoinOverview(app::api::RoomQuery {
+            q: Some(q),
+            sort: Some(app::api::RoomSort::Newest),
+            limit: Some(limit),
+            ..Default::default()
+        })),
+        (room, 0..100u64).prop_map(|(room_id, offset)| ClientEvent::PresencePage(app::protocol::PresencePageRequest {
+            room_id,
+            offset,
+            limit: None
+        })),
         Just(ClientEvent::LeaveOverview(Empty {})),
         (room, proptest::option::of(prop_oneof![Just(Role::Member), Just(Role::Spectator)]))
             .prop_map(|(room_id, role)| ClientEvent::JoinRoom(JoinRoom { room_id, role })),

@@ -10,6 +10,8 @@
 //!   cargo run --release -p roomcast-bench -- failover --redis-url redis://127.0.0.1:6379/0
 //!   cargo run --release -p roomcast-bench -- writes --writers 32
 //!   cargo run --release -p roomcast-bench -- soak --seconds 300
+//!   cargo run --release -p roomcast-bench -- list --rooms 100000
+//!   cargo run --release -p roomcast-bench -- crowd --members 10000
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -25,8 +27,10 @@ use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
 mod api;
+mod crowd;
 mod failover;
 mod floor;
+mod list;
 mod soak;
 mod subscriber;
 mod writes;
@@ -67,6 +71,11 @@ enum Cmd {
     Writes(writes::Writes),
     /// Normal users under hostile traffic, against a calm run.
     Soak(soak::Soak),
+    /// Many rooms: the room list's first HTML, replies, search and memory.
+    List(list::List),
+    /// Many people in one room against as many on the room list: the join
+    /// storm, memory, churn and everyone leaving at once.
+    Crowd(crowd::Crowd),
 }
 
 #[derive(Args)]
@@ -301,6 +310,8 @@ async fn main() {
         Cmd::Failover(args) => failover::run(args).await,
         Cmd::Writes(args) => writes::run(args).await,
         Cmd::Soak(args) => soak::run(args).await,
+        Cmd::List(args) => list::run(args).await,
+        Cmd::Crowd(args) => crowd::run(args).await,
     }
 }
 

@@ -18,6 +18,7 @@ mod directory;
 mod edge;
 pub mod errors;
 mod failover;
+mod listing;
 mod matchmaking;
 pub mod metrics;
 mod presence;
@@ -29,6 +30,7 @@ pub mod settings;
 mod stats;
 pub mod storage;
 mod target;
+mod window;
 
 use std::sync::Arc;
 

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use app::api::{ChatPage, CreateRoom, PatchRoom};
+use app::api::{ChatPage, CreateRoom, PatchRoom, RoomPage, RoomQuery};
 use app::delta::RoomDelta;
 use app::ids::{CODE_ALPHABET, CODE_LEN, code_from_indices, is_valid_room_id, room_key};
 use app::model::{DeleteReason, Role, RoomMetadata};
@@ -167,8 +167,14 @@ impl Engine {
     }
 
     /// Every room, oldest first.
+    /// Every room, oldest first (for the engine's own scans).
     pub async fn list_rooms(&self) -> Vec<RoomMetadata> {
         self.inner.shared.directory.list().await
+    }
+
+    /// One page of the room list.
+    pub async fn query_rooms(&self, query: &RoomQuery) -> Result<RoomPage, EngineError> {
+        self.inner.shared.directory.page(query).await
     }
 
     /// A room's metadata: from its task when owned here, else as the
@@ -317,8 +323,13 @@ impl Engine {
 
     /// Subscribes `conn` to `overview:public`; with `reply_id` its snapshot
     /// reply is queued before any later delta.
-    pub async fn join_overview(&self, conn: Arc<Connection>, reply_id: Option<u64>) {
-        self.inner.shared.directory.join(conn, reply_id).await;
+    pub async fn join_overview(
+        &self,
+        conn: Arc<Connection>,
+        query: &RoomQuery,
+        reply_id: Option<u64>,
+    ) -> Result<(), EngineError> {
+        self.inner.shared.directory.join(conn, query, reply_id).await
     }
 
     pub async fn leave_overview(&self, sid: Arc<str>) {

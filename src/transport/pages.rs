@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use app::api::SessionInfo;
+use app::api::{RoomPage, RoomQuery, SessionInfo};
 use app::model::RoomMetadata;
 use app::ssr::{BoxFuture, RoomSource, ServerData};
 use axum::extract::{Request, State};
@@ -15,9 +15,9 @@ use super::state::AppState;
 use crate::engine::Engine;
 
 impl RoomSource for Engine {
-    fn rooms(&self) -> BoxFuture<Vec<RoomMetadata>> {
+    fn rooms(&self, query: RoomQuery) -> BoxFuture<RoomPage> {
         let engine = self.clone();
-        Box::pin(async move { engine.list_rooms().await })
+        Box::pin(async move { engine.query_rooms(&query).await.unwrap_or_default() })
     }
 
     fn room(&self, id: String) -> BoxFuture<Option<RoomMetadata>> {

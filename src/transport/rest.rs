@@ -2,7 +2,7 @@
 //! calls the engine and writes the answer.
 
 use app::api::{
-    ChatPage, CreateRoom, DefaultRoomRequest, FramesAppended, MatchBody, PatchRoom, RoomList, SessionInfo,
+    ChatPage, CreateRoom, DefaultRoomRequest, FramesAppended, MatchBody, PatchRoom, RoomPage, RoomQuery, SessionInfo,
     SessionRequest,
 };
 use app::error::ErrorCode;
@@ -79,8 +79,11 @@ async fn rename_session(
     Ok(Json(SessionInfo { token: None, user_id: user.id.to_string(), user_name: user.name.to_string() }))
 }
 
-async fn list_rooms(State(state): State<AppState>) -> Json<RoomList> {
-    Json(RoomList { rooms: state.engine.list_rooms().await })
+async fn list_rooms(
+    State(state): State<AppState>,
+    q: Result<Query<RoomQuery>, QueryRejection>,
+) -> ApiResult<Json<RoomPage>> {
+    Ok(Json(state.engine.query_rooms(&query(q)?).await?))
 }
 
 async fn create_room(

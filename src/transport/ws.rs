@@ -419,11 +419,13 @@ impl Reader {
     async fn dispatch(&mut self, event: ClientEvent, id: Option<u64>) -> Outcome {
         let sid = self.conn.sid.clone();
         match event {
-            ClientEvent::JoinOverview(_) => {
+            ClientEvent::JoinOverview(query) => {
                 if !self.overview && self.channel_count() >= self.max_channels {
                     return self.channel_limit();
                 }
-                self.engine.join_overview(self.conn.clone(), id).await;
+                if let Err(e) = self.engine.join_overview(self.conn.clone(), &query, id).await {
+                    return Outcome::Failed(error_body(e));
+                }
                 self.overview = true;
                 Outcome::Replied
             }

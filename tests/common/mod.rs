@@ -215,7 +215,7 @@ impl Drop for TestServer {
 
 /// A small JSON HTTP client that returns status and body.
 pub struct Api {
-    base: String,
+    pub base: String,
     token: Option<String>,
     http: reqwest::Client,
 }
@@ -279,6 +279,20 @@ pub fn assert_error(answer: &(u16, Value), status: u16, code: &str) {
     assert!(answer.1["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", answer.1);
 }
 
+/// Polls `GET /api/rooms/{id}` until `check` holds (counts, for one, are
+/// announced once per presence tick); the room as it then is.
+pub async fn room_eventually(server: &TestServer, id: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, room) = server.api(None).get(&format!("/api/rooms/{id}")).await;
+        if check(&room) {
+            return room;
+        }
+        assert!(Instant::now() < deadline, "room {id} never got there: {room}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A protocol client over a real WebSocket.
 pub struct Ws {
     stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -288,6 +302,9 @@ pub struct Ws {
     pub backlog: Vec<Value>,
     /// The server's close, when a read met it.
     closed_with: Option<Closed>,
+    /// Entries of `presence:diff`s read, one by one: ("join", entry) or
+    /// ("leave", sid).
+    presence: std::collections::VecDeque<(&'static str, Value)>,
 }
 
 /// How a connection ended.
@@ -304,7 +321,7 @@ impl Ws {
     }
 
     pub fn from_stream(stream: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Ws {
-        Ws { stream, open: true, next_id: 0, backlog: Vec::new(), closed_with: None }
+        Ws { stream, open: true, next_id: 0, backlog: Vec::new(), closed_with: None, presence: Default::default() }
     }
 
     /// Whether the socket has not been seen closing.
@@ -407,6 +424,40 @@ impl Ws {
                 return Some(msg);
             }
             self.backlog.push(msg);
+        }
+    }
+
+    /// The next connection a `presence:diff` announced as joined, as
+    /// `{"data": entry}`.
+    pub async fn presence_join(&mut self) -> Value {
+        self.presence_change("join", WAIT).await.unwrap_or_else(|| panic!("nobody joined"))
+    }
+
+    /// The next connection a `presence:diff` announced as gone, as
+    /// `{"data": {"sid": …}}`.
+    pub async fn presence_leave(&mut self) -> Value {
+        self.presence_leave_within(WAIT).await.unwrap_or_else(|| panic!("nobody left"))
+    }
+
+    pub async fn presence_leave_within(&mut self, within: Duration) -> Option<Value> {
+        self.presence_change("leave", within).await
+    }
+
+    /// Reads `presence:diff`s into single entries until one of `kind`.
+    async fn presence_change(&mut self, kind: &str, within: Duration) -> Option<Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(pos) = self.presence.iter().position(|(k, _)| *k == kind) {
+                let (_, entry) = self.presence.remove(pos)?;
+                return Some(json!({ "data": entry }));
+            }
+            let diff = self.event_within("presence:diff", deadline.saturating_duration_since(Instant::now())).await?;
+            for entry in diff["data"]["joins"].as_array().into_iter().flatten() {
+                self.presence.push_back(("join", entry.clone()));
+            }
+            for sid in diff["data"]["leaves"].as_array().into_iter().flatten() {
+                self.presence.push_back(("leave", json!({ "sid": sid, "roomId": diff["data"]["roomId"] })));
+            }
         }
     }
 

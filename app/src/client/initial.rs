@@ -2,27 +2,29 @@
 //! fetched over REST when the browser navigates to the page itself. During
 //! hydration the server's value is reused, so both sides render the same.
 
+use crate::api::{RoomPage, RoomQuery};
 use crate::model::RoomMetadata;
 
-/// Every room.
-pub fn rooms() -> impl Future<Output = Vec<RoomMetadata>> + Send + 'static {
+/// One page of the room list.
+pub fn rooms(query: RoomQuery) -> impl Future<Output = RoomPage> + Send + 'static {
     #[cfg(feature = "ssr")]
     {
         let source = leptos::prelude::use_context::<crate::ssr::ServerData>();
         async move {
             match source {
-                Some(s) => s.0.rooms().await,
-                None => Vec::new(),
+                Some(s) => s.0.rooms(query).await,
+                None => RoomPage::default(),
             }
         }
     }
     #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
     {
-        send_wrapper::SendWrapper::new(async move { super::rest::list_rooms().await.unwrap_or_default() })
+        send_wrapper::SendWrapper::new(async move { super::rest::list_rooms(&query).await.unwrap_or_default() })
     }
     #[cfg(not(any(feature = "ssr", feature = "hydrate")))]
     {
-        async move { Vec::new() }
+        let _ = query;
+        async move { RoomPage::default() }
     }
 }
 

@@ -5,6 +5,7 @@ pub mod initial;
 pub mod rest;
 pub mod socket;
 pub mod store;
+pub mod window;
 
 pub use socket::{Channel, ConnectionStatus, Socket, use_socket};
 pub use store::{Store, use_store};

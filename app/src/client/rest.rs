@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::api::{CreateRoom, DefaultRoomRequest, PatchRoom, RoomList, SessionInfo, SessionRequest};
+use crate::api::{CreateRoom, DefaultRoomRequest, PatchRoom, RoomPage, RoomQuery, SessionInfo, SessionRequest};
 use crate::error::{ErrorBody, ErrorCode};
 use crate::model::RoomMetadata;
 
@@ -149,9 +149,10 @@ fn path_of(id: &str) -> String {
     if crate::ids::is_valid_room_id(id) { format!("/api/rooms/{id}") } else { "/api/rooms/%00".into() }
 }
 
-pub async fn list_rooms() -> Result<Vec<RoomMetadata>, ErrorBody> {
-    let list: RoomList = call::<(), _>(Method::Get, "/api/rooms", None).await?.ok_or_else(missing_body)?;
-    Ok(list.rooms)
+/// One page of the room list.
+pub async fn list_rooms(query: &RoomQuery) -> Result<RoomPage, ErrorBody> {
+    let path = format!("/api/rooms?{}", query.to_query_string());
+    call::<(), _>(Method::Get, &path, None).await?.ok_or_else(missing_body)
 }
 
 /// A room, or `None` when the server does not know it.

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
 use super::store::Store;
+use crate::api::RoomQuery;
 use crate::error::ErrorBody;
 use crate::protocol::ClientEvent;
 
@@ -29,10 +30,11 @@ impl ConnectionStatus {
     }
 }
 
-/// A channel a page wants to be in.
+/// A channel a page wants to be in: the room list (a window of a query)
+/// or one room.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Channel {
-    Overview,
+    Overview(RoomQuery),
     Room(String),
 }
 
@@ -40,7 +42,7 @@ impl Channel {
     /// Whether both name the same channel (room ids ignore case).
     pub fn same(&self, other: &Channel) -> bool {
         match (self, other) {
-            (Channel::Overview, Channel::Overview) => true,
+            (Channel::Overview(_), Channel::Overview(_)) => true,
             (Channel::Room(a), Channel::Room(b)) => a.eq_ignore_ascii_case(b),
             _ => false,
         }
@@ -175,16 +177,19 @@ mod live {
 
     fn join_event(channel: &Channel) -> ClientEvent {
         match channel {
-            Channel::Overview => ClientEvent::JoinOverview(Empty {}),
+            Channel::Overview(query) => ClientEvent::JoinOverview(query.clone()),
             Channel::Room(id) => ClientEvent::JoinRoom(JoinRoom { room_id: id.clone(), role: None }),
         }
     }
 
+    /// Joins `channel`; entering the overview with another query replaces
+    /// the window (the server answers the new query's first page).
     pub fn enter(socket: Socket, channel: Channel) {
         let new = with(socket, |inner| {
-            if inner.channels.iter().any(|c| c.same(&channel)) {
+            if inner.channels.contains(&channel) {
                 return false;
             }
+            inner.channels.retain(|c| !c.same(&channel));
             inner.channels.push(channel.clone());
             true
         });
@@ -203,7 +208,7 @@ mod live {
             return;
         }
         let event = match &channel {
-            Channel::Overview => ClientEvent::LeaveOverview(Empty {}),
+            Channel::Overview(_) => ClientEvent::LeaveOverview(Empty {}),
             Channel::Room(id) => {
                 socket.store.forget_room_state(id);
                 ClientEvent::LeaveRoom(RoomRef { room_id: id.clone() })
@@ -342,8 +347,10 @@ mod live {
         }
     }
 
+    /// Whether the page still wants exactly this channel (a reply to an
+    /// overview query the page has since replaced is dropped).
     fn wanted(socket: Socket, channel: &Channel) -> bool {
-        with(socket, |inner| inner.channels.iter().any(|c| c.same(channel)))
+        with(socket, |inner| inner.channels.contains(channel))
     }
 
     fn on_join_reply(socket: Socket, channel: Channel, result: Result<Box<RawValue>, ErrorBody>) {
@@ -352,8 +359,8 @@ mod live {
         }
         let store = socket.store;
         match (&channel, result) {
-            (Channel::Overview, Ok(data)) => match serde_json::from_str::<JoinOverviewReply>(data.get()) {
-                Ok(reply) => store.replace_all(reply.rooms),
+            (Channel::Overview(query), Ok(data)) => match serde_json::from_str::<JoinOverviewReply>(data.get()) {
+                Ok(reply) => store.replace_window(reply, query.sort.unwrap_or_default()),
                 Err(e) => leptos::logging::warn!("bad join:overview reply: {e}"),
             },
             (Channel::Room(id), Ok(data)) => match serde_json::from_str::<JoinRoomReply>(data.get()) {
@@ -374,8 +381,8 @@ mod live {
             ServerEvent::RoomUpdate(delta) => on_delta(socket, delta),
             ServerEvent::RoomDelete(d) => store.remove(&d.room_id, d.reason),
             ServerEvent::RoomClosed(d) => store.remove(&d.room_id, d.reason),
-            ServerEvent::PresenceJoin(p) => store.presence_joined(p),
-            ServerEvent::PresenceLeave(p) => store.presence_left(&p.room_id, &p.sid),
+            ServerEvent::PresenceDiff(d) => store.presence_diff(d),
+            ServerEvent::OverviewWindow(w) => store.apply_window(w),
             ServerEvent::ServerShutdown(_) => socket.status.set(ConnectionStatus::Reconnecting),
             ServerEvent::ChatMessageNew(e) | ServerEvent::ChatMessageUpdated(e) => store.chat_message(e.message),
             ServerEvent::FrameUpdate(f) => store.set_shared_frame(&f.room_id, f.frame),

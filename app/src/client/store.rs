@@ -6,10 +6,12 @@ use std::collections::HashMap;
 
 use leptos::prelude::*;
 
-use crate::api::SessionInfo;
+use super::window::RoomWindow;
+use crate::api::{RoomPage, RoomSort, SessionInfo};
 use crate::delta::{Decision, RoomDelta, decide};
 use crate::ids::room_key;
-use crate::model::{ChatMessage, DeleteReason, Presence, RoomMetadata};
+use crate::model::{ChatMessage, DeleteReason, Presence, Role, RoomMetadata};
+use crate::protocol::{OverviewWindow, PresenceDiff};
 
 /// An idle warning: the room closes at `until_ms` (browser clock, ms).
 #[derive(Clone, Debug, PartialEq)]
@@ -33,6 +35,8 @@ pub struct Store {
     rooms: RwSignal<HashMap<String, ArcRwSignal<RoomMetadata>>>,
     /// Whether an `overview:public` snapshot has been applied.
     overview_synced: RwSignal<bool>,
+    /// The room list's window: which rooms, in which order, of how many.
+    pub window: RoomWindow,
     /// Presence of the rooms this tab is in, by room key.
     presence: RwSignal<HashMap<String, Vec<Presence>>>,
     /// Chat of the rooms this tab is in, oldest first, by room key.
@@ -60,6 +64,7 @@ impl Store {
         Store {
             rooms: RwSignal::new(HashMap::new()),
             overview_synced: RwSignal::new(false),
+            window: RoomWindow::new(),
             presence: RwSignal::new(HashMap::new()),
             chat: RwSignal::new(HashMap::new()),
             shared_frame: RwSignal::new(HashMap::new()),
@@ -77,14 +82,9 @@ impl Store {
         self.rooms.with(|m| m.get(&room_key(id)).cloned())
     }
 
-    /// Keys of every known room: the default room first, then newest first.
-    pub fn sorted_keys(&self) -> Vec<String> {
-        self.rooms.with(|m| {
-            let mut list: Vec<(bool, f64, String)> =
-                m.iter().map(|(k, r)| r.with_untracked(|r| (r.is_default, r.created_at, k.clone()))).collect();
-            list.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2)));
-            list.into_iter().map(|(_, _, k)| k).collect()
-        })
+    /// The rooms of the room list's window, in its order.
+    pub fn window_keys(&self) -> Vec<String> {
+        self.window.keys.get()
     }
 
     fn insert(&self, room: RoomMetadata) {
@@ -120,29 +120,59 @@ impl Store {
         decision
     }
 
-    /// Replaces every room with an `overview:public` snapshot.
-    pub fn replace_all(&self, rooms: Vec<RoomMetadata>) {
-        let fresh: HashMap<String, RoomMetadata> = rooms.into_iter().map(|r| (room_key(&r.id), r)).collect();
-        let same_rooms =
-            self.rooms.with_untracked(|m| m.len() == fresh.len() && fresh.keys().all(|k| m.contains_key(k)));
-        if same_rooms {
-            for room in fresh.into_values() {
-                self.insert(room);
-            }
-        } else {
+    /// Takes the first page of the room list's window (a `join:overview`
+    /// reply), replacing the window.
+    pub fn replace_window(&self, page: RoomPage, sort: RoomSort) {
+        self.take_page(page, sort);
+        self.overview_synced.set(true);
+    }
+
+    fn take_page(&self, page: RoomPage, sort: RoomSort) {
+        let keys: Vec<String> = page.rooms.iter().map(|r| room_key(&r.id)).collect();
+        let gone: Vec<String> =
+            self.window.keys.with_untracked(|k| k.iter().filter(|k| !keys.contains(k)).cloned().collect());
+        for room in page.rooms {
+            self.insert(room);
+        }
+        self.window.replace(keys, page.total, page.next, sort);
+        for key in gone {
+            self.forget_unless_joined(&key);
+        }
+    }
+
+    /// Applies an `overview:window` event: rooms entering and leaving the
+    /// window, and the new total.
+    pub fn apply_window(&self, event: OverviewWindow) {
+        let entering: Vec<(String, (bool, f64))> =
+            event.enter.iter().map(|r| (room_key(&r.id), (r.is_default, r.created_at))).collect();
+        let entering_keys: Vec<String> = entering.iter().map(|(k, _)| k.clone()).collect();
+        for room in event.enter {
+            self.insert(room);
+        }
+        let exits: Vec<String> = event.exit.iter().map(|id| room_key(id)).collect();
+        let rooms = self.rooms;
+        let place = move |key: &str| {
+            entering.iter().find(|(k, _)| k == key).map(|(_, place)| *place).unwrap_or_else(|| {
+                let known =
+                    rooms.with_untracked(|m| m.get(key).map(|r| r.with_untracked(|r| (r.is_default, r.created_at))));
+                known.unwrap_or((false, 0.0))
+            })
+        };
+        self.window.change(&exits, entering_keys, event.total, event.next, place);
+        for key in exits {
+            self.forget_unless_joined(&key);
+        }
+    }
+
+    /// Drops a room that left the window, unless a page of this tab is in it.
+    fn forget_unless_joined(&self, key: &str) {
+        let joined = self.my_sid.with_untracked(|m| m.contains_key(key));
+        let listed = self.window.keys.with_untracked(|k| k.iter().any(|k| k == key));
+        if !joined && !listed {
             self.rooms.update(|m| {
-                m.retain(|k, _| fresh.contains_key(k));
-                for (k, room) in fresh {
-                    match m.get(&k) {
-                        Some(sig) => sig.set(room),
-                        None => {
-                            m.insert(k, ArcRwSignal::new(room));
-                        }
-                    }
-                }
+                m.remove(key);
             });
         }
-        self.overview_synced.set(true);
     }
 
     /// Takes the authoritative state of one room (a join reply or a fetch).
@@ -150,14 +180,11 @@ impl Store {
         self.insert(room);
     }
 
-    /// Takes rooms rendered by the server, unless the live overview has
-    /// already replaced them; keeps whatever is newer.
-    pub fn seed(&self, rooms: Vec<RoomMetadata>) {
-        if self.overview_synced.get_untracked() {
-            return;
-        }
-        for room in rooms {
-            self.seed_room(room);
+    /// Takes the first page rendered by the server (or fetched), unless the
+    /// live overview has already replaced it.
+    pub fn seed(&self, page: RoomPage, sort: RoomSort) {
+        if !self.overview_synced.get_untracked() {
+            self.take_page(page, sort);
         }
     }
 
@@ -186,6 +213,7 @@ impl Store {
         self.presence.update(|p| {
             p.remove(&key);
         });
+        self.window.drop_key(&key);
         self.removed.set(Some(Removal { key, reason }));
     }
 
@@ -200,19 +228,19 @@ impl Store {
         });
     }
 
-    pub fn presence_joined(&self, who: Presence) {
-        self.presence.update(|p| {
-            let list = p.entry(room_key(&who.room_id)).or_default();
-            list.retain(|x| x.sid != who.sid);
-            list.push(who);
-        });
+    /// How many connections of a room's presence the store holds.
+    pub fn presence_len(&self, id: &str) -> usize {
+        self.presence.with(|p| p.get(&room_key(id)).map_or(0, Vec::len))
     }
 
-    pub fn presence_left(&self, room_id: &str, sid: &str) {
+    /// Applies a `presence:diff` to the first page of a room's presence:
+    /// leaves go, joins are appended, members stay before spectators.
+    pub fn presence_diff(&self, diff: PresenceDiff) {
         self.presence.update(|p| {
-            if let Some(list) = p.get_mut(&room_key(room_id)) {
-                list.retain(|x| x.sid != sid);
-            }
+            let Some(list) = p.get_mut(&room_key(&diff.room_id)) else { return };
+            list.retain(|x| !diff.leaves.contains(&x.sid) && !diff.joins.iter().any(|j| j.sid == x.sid));
+            list.extend(diff.joins);
+            list.sort_by_key(|x| x.role == Role::Spectator);
         });
     }
 

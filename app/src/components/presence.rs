@@ -1,4 +1,5 @@
-//! Who is in the room, grouped by user: role, host marker, tab count.
+//! Who is in the room, grouped by user: role, host marker, tab count. The
+//! store holds the room's first page of presence; the rest is a count.
 
 use leptos::prelude::*;
 
@@ -28,6 +29,16 @@ pub fn PresenceList(room: RwSignal<RoomMetadata>) -> impl IntoView {
         people
     };
     let host = move || room.with(|r| r.host_user_id.clone());
+    let id = room.with_untracked(|r| r.id.clone());
+    let more = move || {
+        let listed = store.presence_len(&id) as u32;
+        let all = room.with(|r| r.connection_count);
+        (all > listed).then(|| {
+            view! {
+                <li class="muted" data-testid="presence-more">{format!("and {} more", all - listed)}</li>
+            }
+        })
+    };
     view! {
         <ul class="presence" data-testid="presence">
             <For each=people key=|p| (p.user_id.clone(), p.tabs, p.role) let:person>
@@ -40,6 +51,7 @@ pub fn PresenceList(room: RwSignal<RoomMetadata>) -> impl IntoView {
                     </span>
                 </li>
             </For>
+            {more}
         </ul>
     }
 }

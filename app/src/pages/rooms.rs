@@ -2,22 +2,48 @@
 
 use leptos::prelude::*;
 
+use crate::api::{RoomQuery, RoomSort};
 use crate::client::{Channel, initial, use_socket, use_store};
 use crate::components::lock_pill::lock_pill;
 use crate::components::room_forms::{CreateRoomForm, JoinByCode};
 use crate::model::RoomMetadata;
 
+/// Rooms on one page of the list.
+const PAGE: u32 = 50;
+
+/// The window the list shows: newest first, the search text, hidden rooms
+/// only when asked, from a page's cursor. The first page is what the server
+/// renders, so it is the same query with no search and no cursor.
+fn list_query(search: &str, show_hidden: bool, after: Option<String>) -> RoomQuery {
+    let search = search.trim();
+    RoomQuery {
+        q: (!search.is_empty()).then(|| search.to_string()),
+        status: None,
+        hidden: (!show_hidden).then_some(false),
+        sort: Some(RoomSort::Newest),
+        after,
+        limit: Some(PAGE),
+    }
+}
+
 #[component]
 pub fn RoomsPage() -> impl IntoView {
     let store = use_store();
     let socket = use_socket();
-    socket.enter(Channel::Overview);
-    on_cleanup(move || socket.exit(Channel::Overview));
-
-    let first = Resource::new(|| (), |_| initial::rooms());
+    let search = RwSignal::new(String::new());
     let show_hidden = RwSignal::new(false);
-    let filter = RwSignal::new(String::new());
+    // Cursors of the pages after the first, as the user paged on.
+    let cursors = RwSignal::new(Vec::<String>::new());
+    let query = Memo::new(move |_| list_query(&search.get(), show_hidden.get(), cursors.with(|c| c.last().cloned())));
+    Effect::new(move |_| socket.enter(Channel::Overview(query.get())));
+    on_cleanup(move || socket.exit(Channel::Overview(RoomQuery::default())));
+
+    let first = Resource::new(|| (), |_| initial::rooms(list_query("", false, None)));
     let notice = move || store.notice.get();
+    let on_search = move |ev| {
+        cursors.set(Vec::new());
+        search.set(event_target_value(&ev));
+    };
 
     view! {
         <section class="rooms-page">
@@ -33,41 +59,47 @@ pub fn RoomsPage() -> impl IntoView {
                 <JoinByCode/>
             </div>
             <div class="list-tools">
-                <input type="search" data-testid="filter" placeholder="Filter by id or description" bind:value=filter/>
-                <label class="inline"><input type="checkbox" data-testid="show-hidden" bind:checked=show_hidden/>"Show hidden"</label>
+                <input type="search" data-testid="filter" aria-label="Search rooms" placeholder="Search by id or description"
+                    prop:value=move || search.get() on:input=on_search/>
+                <label class="inline">
+                    <input type="checkbox" data-testid="show-hidden" bind:checked=show_hidden
+                        on:change=move |_| cursors.set(Vec::new())/>
+                    "Show hidden"
+                </label>
             </div>
             <Suspense fallback=|| view! { <p>"Loading rooms…"</p> }>
                 {move || Suspend::new(async move {
-                    store.seed(first.await);
-                    view! { <RoomTable show_hidden filter/> }
+                    store.seed(first.await, RoomSort::Newest);
+                    view! { <RoomTable cursors/> }
                 })}
             </Suspense>
         </section>
     }
 }
 
-fn matches(room: &RoomMetadata, needle: &str) -> bool {
-    needle.is_empty()
-        || room.id.to_lowercase().contains(needle)
-        || room.description.as_deref().is_some_and(|d| d.to_lowercase().contains(needle))
-}
-
 #[component]
-fn RoomTable(show_hidden: RwSignal<bool>, filter: RwSignal<String>) -> impl IntoView {
+fn RoomTable(cursors: RwSignal<Vec<String>>) -> impl IntoView {
     let store = use_store();
-    let visible = move || {
-        let needle = filter.get().trim().to_lowercase();
-        let show_hidden = show_hidden.get();
-        store
-            .sorted_keys()
-            .into_iter()
-            .filter_map(|key| store.room(&key))
-            .filter(|room| room.with(|r| (show_hidden || !r.hidden) && matches(r, &needle)))
-            .collect::<Vec<_>>()
+    let window = store.window;
+    let visible = move || store.window_keys().into_iter().filter_map(|key| store.room(&key)).collect::<Vec<_>>();
+    let first_shown = move || cursors.with(Vec::len) as u64 * u64::from(PAGE) + 1;
+    let range = move || {
+        let shown = window.keys.with(Vec::len) as u64;
+        let total = window.total.get();
+        match shown {
+            0 if total == 0 => "No rooms".to_string(),
+            0 => format!("No more rooms (of {total})"),
+            n => format!("Rooms {}–{} of {total}", first_shown(), first_shown() + n - 1),
+        }
     };
-    let count = move || store.sorted_keys().len();
+    let older = move |_| {
+        if let Some(next) = window.next.get_untracked() {
+            cursors.update(|c| c.push(next));
+        }
+    };
+    let newer = move |_| cursors.update(|c| drop(c.pop()));
     view! {
-        <p class="muted" data-testid="room-count">{move || format!("{} rooms", count())}</p>
+        <p class="muted" data-testid="room-count" role="status">{range}</p>
         <table class="rooms" data-testid="room-list">
             <thead>
                 <tr>
@@ -87,6 +119,10 @@ fn RoomTable(show_hidden: RwSignal<bool>, filter: RwSignal<String>) -> impl Into
                 </For>
             </tbody>
         </table>
+        <nav class="pager" aria-label="Pages of rooms">
+            <button data-testid="newer" disabled=move || cursors.with(Vec::is_empty) on:click=newer>"← Newer"</button>
+            <button data-testid="older" disabled=move || window.next.with(Option::is_none) on:click=older>"Older →"</button>
+        </nav>
     }
 }
 

@@ -6,7 +6,7 @@
 //! rules (seat grace, host migration, lock expiry, presenter coalescing,
 //! idle warning and expiry) run on the same task's timer.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
@@ -16,8 +16,8 @@ use app::delta::RoomDelta;
 use app::ids::MAX_DESCRIPTION_CHARS;
 use app::model::{ChatMessage, DeleteReason, LockMetadata, Presence, Role, RoomMetadata, RoomStatus};
 use app::protocol::{
-    ChatEvent, ChatReply, ClientEvent, FrameUpdate, JoinRoomReply, LockReply, PresenceLeft, Reply, RoomClosed,
-    RoomDeleted, RoomWarning, ServerEvent, SignalRelay,
+    ChatEvent, ChatReply, ClientEvent, FrameUpdate, JoinRoomReply, LockReply, Reply, RoomClosed, RoomDeleted,
+    RoomWarning, ServerEvent, SignalRelay,
 };
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
@@ -37,6 +37,7 @@ use super::storage::{Storage, StoredRoom};
 mod chat;
 mod lock;
 mod presenter;
+mod roster;
 mod seats;
 mod signal;
 mod takeover;
@@ -106,6 +107,7 @@ impl RoomHandle {
             warned: false,
             expiry_asked: false,
             present: HashMap::new(),
+            roster: roster::Roster::default(),
             seats: HashMap::new(),
             lock: None,
             presenter: Presenting::default(),
@@ -144,6 +146,7 @@ pub(super) enum Link {
 
 struct Present {
     member: Member,
+    place: roster::Place,
 }
 
 /// A user's place in the room: its role, its connections, and since when
@@ -181,6 +184,8 @@ struct RoomActor {
     expiry_asked: bool,
     /// The connections in `room:<id>`, by sid.
     present: HashMap<Arc<str>, Present>,
+    /// Their presence order and what was last announced of it.
+    roster: roster::Roster,
     /// Seats by user id (members and spectators).
     seats: HashMap<Arc<str>, Seat>,
     host_absent_since: Option<Instant>,
@@ -507,6 +512,7 @@ impl RoomActor {
             ClientEvent::ChatSend(e) => self.chat_send(conn, e.text).await,
             ClientEvent::ChatEdit(e) => self.chat_edit(conn, e.message_id, e.text).await,
             ClientEvent::Signal(e) => self.signal(&conn.sid, &e.to, e.kind, e.payload),
+            ClientEvent::PresencePage(e) => self.presence_page(e.offset, e.limit),
             other => Err(EngineError::bad_request(format!("`{}` is not a room event", other.name()))),
         }
     }
@@ -520,10 +526,11 @@ impl RoomActor {
             RoomStatus::Active if current == RoomStatus::Active => {
                 return Err(EngineError::conflict("the room is already active"));
             }
-            RoomStatus::Active if self.meta.member_count < self.meta.min_members => {
+            RoomStatus::Active if self.with_counts(self.meta.clone()).member_count < self.meta.min_members => {
                 return Err(EngineError::conflict(format!(
                     "{} members needed to start, {} present",
-                    self.meta.min_members, self.meta.member_count
+                    self.meta.min_members,
+                    self.with_counts(self.meta.clone()).member_count
                 )));
             }
             RoomStatus::Finished if current != RoomStatus::Active => {

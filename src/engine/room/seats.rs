@@ -17,13 +17,6 @@ impl RoomActor {
         })
     }
 
-    /// Presence in join order (longest present first).
-    pub(super) fn presence_list(&self) -> Vec<Presence> {
-        let mut seats: Vec<&Seat> = self.seats.values().filter(|s| !s.conns.is_empty()).collect();
-        seats.sort_by_key(|s| s.present_since);
-        seats.iter().flat_map(|s| s.conns.iter()).filter_map(|sid| self.presence_of(sid)).collect()
-    }
-
     /// The role a user gets on joining, or `full`.
     pub(super) fn role_for(&self, user: &User, wanted: Option<Role>, mode: JoinMode) -> Result<Role, EngineError> {
         let seat = self.seats.get(&user.id);
@@ -67,7 +60,9 @@ impl RoomActor {
             present_since: now,
             left_at: Some(now),
         });
+        let role_changed = seat.role != role;
         seat.role = role;
+        let replace: Vec<Arc<str>> = if role_changed { seat.conns.clone() } else { Vec::new() };
         if let Some(sid) = sid {
             if seat.conns.is_empty() {
                 seat.present_since = now;
@@ -79,6 +74,12 @@ impl RoomActor {
         }
         if self.is_host(user) && sid.is_some() {
             self.host_absent_since = None;
+        }
+        for sid in replace {
+            if let Some(p) = self.present.get_mut(&sid) {
+                self.roster.unplace(p.place);
+                p.place = self.roster.place(&sid, role);
+            }
         }
     }
 
@@ -116,32 +117,36 @@ impl RoomActor {
         let sid = member.sid.clone();
         let user = member.user.clone();
         let role = self.role_for(&user, wanted, mode)?;
-        let fresh = !self.present.contains_key(&sid);
-        self.present.insert(sid.clone(), Present { member: member.clone() });
+        if !self.present.contains_key(&sid) {
+            let place = self.roster.place(&sid, role);
+            self.present.insert(sid.clone(), Present { member: member.clone(), place });
+        }
         self.record_presence(&member, role);
         self.take_seat(&user, role, Some(&sid));
         self.touch();
-        let mut next = self.with_counts(self.meta.clone());
+        let mut next = self.meta.clone();
         self.host_now(&mut next);
-        let durable = next.host_user_id != self.meta.host_user_id;
-        if let Err(e) = self.commit(next, durable, Some(&sid)).await {
-            self.drop_connection(&sid);
-            return Err(e);
+        if next.host_user_id != self.meta.host_user_id {
+            // A new host is durable and cannot wait for the presence tick.
+            if let Err(e) = self.commit(self.with_counts(next), true, Some(&sid)).await {
+                self.drop_connection(&sid);
+                return Err(e);
+            }
         }
         if mode == JoinMode::Restore {
             return Ok(role);
         }
-        if fresh && let Some(p) = self.presence_of(&sid) {
-            self.broadcast_event(ServerEvent::PresenceJoin(p), Some(&sid));
-        }
+        self.presence_changed(Some(&sid)).await;
         let reply = match reply_id {
             Some(id) => {
                 let chat = self.recent_chat().await.unwrap_or_default();
                 let data = JoinRoomReply {
                     sid: sid.to_string(),
+                    // As committed: counts not yet announced come in the
+                    // room's next delta, within a presence tick.
                     room: self.meta.clone(),
                     role,
-                    presence: self.presence_list(),
+                    presence: self.presence_first_page(),
                     frame: self.presenter.frame,
                     chat,
                 };
@@ -169,6 +174,7 @@ impl RoomActor {
     /// Takes a connection out of the room's state (not announced).
     pub(super) fn drop_connection(&mut self, sid: &Arc<str>) -> bool {
         let Some(p) = self.present.remove(sid) else { return false };
+        self.roster.unplace(p.place);
         self.shared.broker.presence_del(&self.key, sid);
         let user_id = &p.member.user.id;
         if let Some(seat) = self.seats.get_mut(user_id) {
@@ -187,7 +193,7 @@ impl RoomActor {
         if !self.drop_connection(sid) {
             return Ok(());
         }
-        let mut next = self.with_counts(self.meta.clone());
+        let mut next = self.meta.clone();
         if self.lock.as_ref().is_some_and(|l| l.sid.as_ref() == Some(sid)) {
             self.lock = None;
             next.metadata_locked = None;
@@ -196,9 +202,11 @@ impl RoomActor {
             next.presenter_sid = None;
             self.presenter.pending = false;
         }
-        self.commit(next, false, None).await?;
-        let event = ServerEvent::PresenceLeave(PresenceLeft { room_id: self.meta.id.clone(), sid: sid.to_string() });
-        self.broadcast_event(event, None);
+        if next != self.meta {
+            // What the connection held is released at once.
+            self.commit(self.with_counts(next), false, None).await?;
+        }
+        self.presence_changed(None).await;
         Ok(())
     }
 

@@ -7,8 +7,9 @@ impl RoomActor {
     /// This server took the room over: what only lived on the old owner
     /// (temporary lock, presenter) is cleared, the connections still alive
     /// come back with their roles, and everyone following the room, here
-    /// and on other servers, gets one delta, then a `presence:leave` for
-    /// each connection that did not come back (`gone`).
+    /// and on other servers, gets one delta, then a `presence:diff` with
+    /// the first page again and each connection that did not come back
+    /// (`gone`) as gone.
     pub(super) async fn take_over(
         &mut self,
         members: Vec<(Arc<str>, PresenceRecord)>,
@@ -23,16 +24,17 @@ impl RoomActor {
         next.is_default = is_default;
         for (sid, record) in members {
             let member = Member { sid: sid.clone(), user: record.user.clone(), link: Link::Node(record.node) };
-            self.present.insert(sid.clone(), Present { member });
+            if !self.present.contains_key(&sid) {
+                let place = self.roster.place(&sid, record.role);
+                self.present.insert(sid.clone(), Present { member, place });
+            }
             self.take_seat(&record.user, record.role, Some(&sid));
         }
         let mut next = self.with_counts(next);
         self.host_now(&mut next);
         self.commit(next, false, None).await?;
-        for sid in gone {
-            let left = PresenceLeft { room_id: self.meta.id.clone(), sid: sid.to_string() };
-            self.broadcast_event(ServerEvent::PresenceLeave(left), None);
-        }
+        self.roster.forget_shown(gone);
+        self.flush_presence(None).await;
         Ok(())
     }
 

@@ -22,6 +22,9 @@ impl RoomActor {
         if let Some(lock) = &self.lock {
             consider(lock.expires_at);
         }
+        if let Some(at) = self.roster.deadline() {
+            consider(at);
+        }
         if self.presenter.pending
             && let Some(last) = self.presenter.last_sent
         {
@@ -51,6 +54,9 @@ impl RoomActor {
         let changed = host_changed || self.seats.len() != before || next.metadata_locked != self.meta.metadata_locked;
         if changed && let Err(e) = self.commit(next, host_changed, None).await {
             tracing::warn!(room = %self.meta.id, error = %e, "timer change failed");
+        }
+        if self.roster.flush_allowed() {
+            self.flush_presence(None).await;
         }
         if self.presenter.pending && self.presenter.last_sent.is_none_or(|t| t.elapsed() >= s.frame_update_interval) {
             self.send_frame_update();
