@@ -10,7 +10,6 @@ use axum::http::header::{CACHE_CONTROL, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
 use axum::routing::get;
 use leptos::prelude::LeptosOptions;
 use leptos_axum::{LeptosRoutes, generate_route_list};
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tower_http::compression::CompressionLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -130,7 +129,7 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
         drain: Duration::from_secs(5),
     };
     let (router, state) = build(config, stop_rx).await?;
-    let listener = TcpListener::bind(addr).await?;
+    let listener = listen::bind(addr)?;
     tracing::info!(addr = %listener.local_addr()?, "roomcast listening");
     let stopping = async move {
         shutdown_signal().await;

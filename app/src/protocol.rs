@@ -92,7 +92,7 @@ pub struct ChatEdit {
 }
 
 /// Presence entries a join reply carries, and a `presence:diff` keeps.
-pub const PRESENCE_PAGE: usize = 50;
+pub const PRESENCE_PAGE: usize = 20;
 /// The most presence entries one `presence:page` answers.
 pub const MAX_PRESENCE_PAGE: u32 = 500;
 

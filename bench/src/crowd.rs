@@ -58,7 +58,10 @@ pub async fn run(args: Crowd) {
     let n = args.members;
     println!("roomcast-bench crowd: {n} people, each their own user");
 
-    let (list_urls, list_servers) = servers(&args, None).await;
+    // The reference runs on the same kind of deployment as the room.
+    let list_prefix = format!("crowd-list-{}", std::process::id());
+    let list_redis = args.redis_url.as_deref().map(|u| (u, list_prefix.as_str()));
+    let (list_urls, list_servers) = servers(&args, list_redis).await;
     let tokens = sessions(&http, &list_urls[0], n + 2 * args.churn).await;
     let overview = storm(
         &list_servers,
@@ -94,8 +97,10 @@ pub async fn run(args: Crowd) {
     settle(&http, &urls[0], &room, n).await;
 
     churn(&args, &urls, &tokens[n..], &join, &crowd.members).await;
+    let leaving = Instant::now();
     let closes = leave_all(crowd.members).await;
-    let empty = settle(&http, &urls[0], &room, 0).await;
+    settle(&http, &urls[0], &room, 0).await;
+    let empty = leaving.elapsed().as_secs_f64();
     let closed_4008 = closes.iter().filter(|c| **c == Some(4008)).count();
     println!("  all {n} leave      room empty after {empty:.2} s; connections closed with 4008: {closed_4008}");
     drop(room_servers);
@@ -106,7 +111,8 @@ async fn servers(args: &Crowd, redis: Option<(&str, &str)>) -> (Vec<String>, Vec
     let mut urls = Vec::new();
     let mut spawned = Vec::new();
     for i in 0..count {
-        let (url, s) = spawn_server(args.server_bin.clone(), redis, 100 + i, &SERVER_FLAGS).await;
+        let n = 100 + i + if redis.is_some_and(|(_, p)| p.contains("list")) { 10 } else { 0 };
+        let (url, s) = spawn_server(args.server_bin.clone(), redis, n, &SERVER_FLAGS).await;
         urls.push(url);
         spawned.push(s);
     }
@@ -161,7 +167,7 @@ fn member(ws_url: String, join: String) -> (Member, tokio::sync::oneshot::Receiv
     let (joined, is_joined) = tokio::sync::oneshot::channel();
     let count = received.clone();
     let task = tokio::spawn(async move {
-        let mut ws = Subscriber::connect(&ws_url).await.expect("connect");
+        let mut ws = connect(&ws_url).await;
         let leave = format!(r#"{{"event":"leave:room","data":{{"roomId":{}}},"id":2}}"#, room_of(&join));
         ws.send(join).await.expect("join");
         let mut joined = Some(joined);
@@ -192,6 +198,20 @@ fn member(ws_url: String, join: String) -> (Member, tokio::sync::oneshot::Receiv
         }
     });
     (Member { received, leave, task }, is_joined)
+}
+
+/// Connects, trying again for a while: a run right after another may find
+/// the loopback's ports still held by the last run's closed sockets.
+async fn connect(ws_url: &str) -> Subscriber {
+    let mut last = String::new();
+    for _ in 0..100 {
+        match Subscriber::connect(ws_url).await {
+            Ok(ws) => return ws,
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("cannot connect: {last}");
 }
 
 /// The `"roomId"` of a join, as JSON text.

@@ -14,7 +14,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tower::Service;
 
 use super::limits::{LimitKind, Limits};
@@ -25,6 +25,20 @@ pub struct ListenOptions {
     pub tcp_send_buffer: Option<usize>,
     /// How long open HTTP connections get to finish on shutdown.
     pub drain: Duration,
+}
+
+/// Connections the kernel holds for `accept`: a crowd reconnecting at once
+/// (thousands after a restart) must not overflow it, or each connection
+/// beyond waits a SYN retransmission (1 s, then 3 s). Capped by the
+/// kernel's `somaxconn`.
+const BACKLOG: u32 = 4096;
+
+/// Listens on `addr` with a backlog of `BACKLOG`.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then waits up
@@ -127,4 +141,24 @@ async fn refuse(mut stream: TcpStream, kind: LimitKind) {
         let _ = stream.shutdown().await;
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A crowd connecting at once is held by the kernel until accepted:
+    /// with the default backlog (128) the connections past it would wait
+    /// for SYN retransmissions and, never accepted here, not complete.
+    #[tokio::test]
+    async fn the_listener_holds_a_crowd_of_connections_not_yet_accepted() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let crowd = (0..1000).map(|_| async move {
+            tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await.is_ok_and(|c| c.is_ok())
+        });
+        let connected = futures::future::join_all(crowd).await.into_iter().filter(|ok| *ok).count();
+        assert_eq!(connected, 1000);
+        drop(listener);
+    }
 }

@@ -47,7 +47,8 @@ type Done<T> = oneshot::Sender<Result<T, EngineError>>;
 
 /// A command for the room task and where to answer it.
 pub(super) struct RoomCmd {
-    pub cmd: Command,
+    /// Boxed: the channel's first block holds 32 commands per room.
+    pub cmd: Box<Command>,
     pub via: Via,
     pub done: Done<Outcome>,
 }
@@ -124,7 +125,7 @@ impl RoomHandle {
     /// between answers `not_found`.
     pub(super) async fn ask(&self, cmd: Command, via: Via) -> Result<Outcome, EngineError> {
         let (done, wait) = oneshot::channel();
-        self.tx.send(RoomCmd { cmd, via, done }).await.map_err(|_| not_found(&self.id))?;
+        self.tx.send(RoomCmd { cmd: Box::new(cmd), via, done }).await.map_err(|_| not_found(&self.id))?;
         wait.await.map_err(|_| not_found(&self.id))?
     }
 }
@@ -210,11 +211,13 @@ impl RoomActor {
                     None => return,
                 },
                 _ = timers::sleep_until(deadline) => {
-                    self.on_timer().await;
+                    Box::pin(self.on_timer()).await;
                     continue;
                 }
             };
-            if self.handle(cmd).await {
+            // Boxed: an idle room's task then holds only this loop's state,
+            // not room for the largest command's (memory per room).
+            if Box::pin(self.handle(cmd)).await {
                 return;
             }
         }
@@ -223,7 +226,7 @@ impl RoomActor {
     /// Handles one command; true when the room is gone.
     async fn handle(&mut self, RoomCmd { cmd, via, done }: RoomCmd) -> bool {
         let mut deleted = false;
-        let result = match cmd {
+        let result = match *cmd {
             Command::Get => Ok(Outcome::Meta(Box::new(self.meta.clone()))),
             Command::Join { sid, user, role, mode, reply_id } => {
                 let link = match via {
