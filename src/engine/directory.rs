@@ -193,14 +193,14 @@ fn fan_out(
             }
         };
         let mut sent = true;
-        if let Some(event) = event {
-            sent &= out.send(&frame(ServerEvent::OverviewWindow(event).to_json()));
-        }
         if forward {
             sent &= match latest {
                 Some(room) => out.send_latest(room, payload),
                 None => out.send(payload),
             };
+        }
+        if let Some(event) = event {
+            sent &= out.send(&frame(ServerEvent::OverviewWindow(event).to_json()));
         }
         sent || !out.is_closed()
     });
