@@ -51,6 +51,8 @@ cargo run -q -p roomcast-bench -- fanout --subscribers 50 --changes 20 --rate 0 
 cargo run -q -p roomcast-bench -- fanout --subscribers 50 --changes 20 --rate 0 --redis-url "$ROOMCAST_TEST_REDIS" --server-bin "$CARGO_TARGET_DIR/debug/roomcast"
 cargo run -q -p roomcast-bench -- failover --rounds 1 --redis-url "$ROOMCAST_TEST_REDIS" --server-bin "$CARGO_TARGET_DIR/debug/roomcast"
 cargo run -q -p roomcast-bench -- floor --subscribers 50 --changes 20 --rate 0
+cargo run -q -p roomcast-bench -- list --rooms 500 --searches 20 --server-bin "$CARGO_TARGET_DIR/debug/roomcast"
+cargo run -q -p roomcast-bench -- crowd --members 300 --churn 20 --churn-seconds 2 --server-bin "$CARGO_TARGET_DIR/debug/roomcast"
 # Normal users under every kind of hostile traffic: none of their requests
 # may fail and the attack's descriptors are given back (the 5-minute run
 # is scripts/soak.sh).

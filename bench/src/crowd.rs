@@ -104,6 +104,9 @@ pub async fn run(args: Crowd) {
     let closed_4008 = closes.iter().filter(|c| **c == Some(4008)).count();
     println!("  all {n} leave      room empty after {empty:.2} s; connections closed with 4008: {closed_4008}");
     drop(room_servers);
+    if closed_4008 > 0 {
+        std::process::exit(1);
+    }
 }
 
 async fn servers(args: &Crowd, redis: Option<(&str, &str)>) -> (Vec<String>, Vec<Spawned>) {
