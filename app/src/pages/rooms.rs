@@ -147,12 +147,12 @@ fn room_row(room: RwSignal<RoomMetadata>) -> impl IntoView {
                 {move || room.with(|r| r.is_default).then(|| view! { <span class="badge default" data-testid="default-marker">"default"</span> })}
                 {move || room.with(|r| r.hidden).then(|| view! { <span class="badge">"hidden"</span> })}
             </td>
-            <td class="description" data-testid="description">{move || room.with(|r| r.description.clone().unwrap_or_default())}</td>
-            <td class="num" data-testid="frame-count">{move || room.with(|r| r.frame_count)}</td>
-            <td data-testid="status">{move || room.with(|r| r.status.as_str())}</td>
-            <td class="num" data-testid="members">{seats}</td>
-            <td class="num" data-testid="spectators">{move || room.with(|r| r.spectator_count)}</td>
-            <td class="num" data-testid="connections">{move || room.with(|r| r.connection_count)}</td>
+            <td class="description" data-testid="description" data-label="Description">{move || room.with(|r| r.description.clone().unwrap_or_default())}</td>
+            <td class="num" data-testid="frame-count" data-label="Frames">{move || room.with(|r| r.frame_count)}</td>
+            <td data-testid="status" data-label="Status">{move || room.with(|r| r.status.as_str())}</td>
+            <td class="num" data-testid="members" data-label="Members">{seats}</td>
+            <td class="num" data-testid="spectators" data-label="Spectators">{move || room.with(|r| r.spectator_count)}</td>
+            <td class="num" data-testid="connections" data-label="Connections">{move || room.with(|r| r.connection_count)}</td>
             <td>{lock_pill(room)}</td>
         </tr>
     }
