@@ -34,6 +34,31 @@ test("the presence list updates when users join and leave", async ({ browser }) 
   await expect(a.getByTestId("connection-count")).toHaveText("1");
 });
 
+test("a full room says so and offers to try again or go back", async ({ browser }) => {
+  server = await Server.start();
+  const api = await server.api("script");
+  await api.createRoom({ id: "solo", maxMembers: 1, allowSpectators: false });
+  const a = await (await browser.newContext()).newPage();
+  await open(a, `${server.url}/rooms/solo`);
+  await connected(a);
+  await expect(a.locator('[data-testid="presence"] li')).toHaveCount(1);
+
+  const b = await (await browser.newContext()).newPage();
+  await open(b, `${server.url}/rooms/solo`);
+  const problem = b.getByTestId("join-problem");
+  await expect(problem).toContainText("This room is full");
+  await expect(problem).toHaveAttribute("data-code", "full");
+  // No dead controls: no presence list, chat or frames while not in.
+  await expect(b.getByTestId("presence")).toHaveCount(0);
+  await expect(b.getByTestId("chat-input")).toHaveCount(0);
+
+  // Once there is a seat, trying again works.
+  await api.patchRoom("solo", { maxMembers: 2 });
+  await b.getByTestId("join-again").click();
+  await expect(problem).toHaveCount(0);
+  await expect(b.locator('[data-testid="presence"] li')).toHaveCount(2);
+});
+
 test("quick match puts two users in the same room", async ({ browser }) => {
   server = await Server.start();
   const a = await (await browser.newContext()).newPage();

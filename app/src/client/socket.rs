@@ -364,12 +364,20 @@ mod live {
                 Err(e) => leptos::logging::warn!("bad join:overview reply: {e}"),
             },
             (Channel::Room(id), Ok(data)) => match serde_json::from_str::<JoinRoomReply>(data.get()) {
-                Ok(reply) => store.joined(reply.sid, reply.presence, reply.chat, reply.frame, reply.room),
+                Ok(reply) => {
+                    store.set_join_error(id, None);
+                    store.joined(reply.sid, reply.presence, reply.chat, reply.frame, reply.room)
+                }
                 Err(e) => leptos::logging::warn!("bad join:room reply for {id}: {e}"),
             },
             (Channel::Room(id), Err(e)) if e.code == ErrorCode::NotFound => {
                 with(socket, |inner| inner.channels.retain(|c| !c.same(&channel)));
                 store.remove(id, DeleteReason::Deleted);
+            }
+            (Channel::Room(id), Err(e)) => {
+                // Not joined: the page says why; it may ask again.
+                with(socket, |inner| inner.channels.retain(|c| !c.same(&channel)));
+                store.set_join_error(id, Some(e));
             }
             (_, Err(e)) => leptos::logging::warn!("join failed: {e}"),
         }

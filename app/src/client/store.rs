@@ -9,6 +9,7 @@ use leptos::prelude::*;
 use super::window::RoomWindow;
 use crate::api::{RoomPage, RoomSort, SessionInfo};
 use crate::delta::{Decision, RoomDelta, decide};
+use crate::error::ErrorBody;
 use crate::ids::room_key;
 use crate::model::{ChatMessage, DeleteReason, Presence, Role, RoomMetadata};
 use crate::protocol::{OverviewWindow, PresenceDiff};
@@ -45,6 +46,8 @@ pub struct Store {
     shared_frame: RwSignal<HashMap<String, u64>>,
     /// This tab's connection id in each room it joined.
     my_sid: RwSignal<HashMap<String, String>>,
+    /// Why joining a room failed (full, rate limited, …), by room key.
+    join_errors: RwSignal<HashMap<String, ErrorBody>>,
     /// The current idle warning, if any.
     pub warning: RwSignal<Option<Warning>>,
     /// The last room that went away, for the page showing it.
@@ -69,6 +72,7 @@ impl Store {
             chat: RwSignal::new(HashMap::new()),
             shared_frame: RwSignal::new(HashMap::new()),
             my_sid: RwSignal::new(HashMap::new()),
+            join_errors: RwSignal::new(HashMap::new()),
             warning: RwSignal::new(None),
             removed: RwSignal::new(None),
             notice: RwSignal::new(None),
@@ -288,6 +292,26 @@ impl Store {
             m.insert(key, sid);
         });
         self.replace_room(room);
+    }
+
+    /// Why this tab could not join the room, if it could not.
+    pub fn join_error(&self, id: &str) -> Option<ErrorBody> {
+        self.join_errors.with(|e| e.get(&room_key(id)).cloned())
+    }
+
+    pub fn set_join_error(&self, id: &str, error: Option<ErrorBody>) {
+        let key = room_key(id);
+        if self.join_errors.with_untracked(|e| e.get(&key) == error.as_ref()) {
+            return;
+        }
+        self.join_errors.update(|e| match error {
+            Some(error) => {
+                e.insert(key, error);
+            }
+            None => {
+                e.remove(&key);
+            }
+        });
     }
 
     pub fn my_sid(&self, id: &str) -> Option<String> {

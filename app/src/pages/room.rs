@@ -13,6 +13,7 @@ use crate::components::frames::{FrameViewer, Upload};
 use crate::components::lock_pill::lock_pill;
 use crate::components::presence::PresenceList;
 use crate::components::warning::WarningBanner;
+use crate::error::ErrorCode;
 use crate::ids::room_key;
 use crate::model::{DeleteReason, RoomMetadata, RoomStatus};
 use crate::pages::not_found::NotFound;
@@ -129,6 +130,11 @@ fn RoomDetails(room: RwSignal<RoomMetadata>) -> impl IntoView {
         move |_| set_status(true)
     };
     let finish = move |_| set_status(false);
+    let joined = {
+        let id = id.clone();
+        move || store.join_error(&id).is_none()
+    };
+    let chat_room = id.clone();
     view! {
         <section class="room" data-testid="room" data-room-id=id.clone()>
             <WarningBanner room_id=id.clone()/>
@@ -159,16 +165,57 @@ fn RoomDetails(room: RwSignal<RoomMetadata>) -> impl IntoView {
                 </div>
                 <HostControls room/>
             </Show>
-            <h2>"Present"</h2>
-            <PresenceList room/>
-            <div class="room-grid">
-                <div>
-                    <FrameViewer room/>
-                    <Upload room/>
+            <JoinProblem id=id.clone()/>
+            <Show when=joined>
+                <h2>"Who is here"</h2>
+                <PresenceList room/>
+                <div class="room-grid">
+                    <div>
+                        <FrameViewer room/>
+                        <Upload room/>
+                    </div>
+                    <ChatPanel room_id=chat_room.clone()/>
                 </div>
-                <ChatPanel room_id=id.clone()/>
-            </div>
+            </Show>
         </section>
+    }
+}
+
+/// Why this tab is not in the room, and what the user can do about it.
+#[component]
+fn JoinProblem(id: String) -> impl IntoView {
+    let store = use_store();
+    let socket = use_socket();
+    let problem = {
+        let id = id.clone();
+        move || store.join_error(&id)
+    };
+    let retry = move |_| {
+        store.set_join_error(&id, None);
+        socket.enter(Channel::Room(id.clone()));
+    };
+    move || {
+        problem().map(|e| {
+            let text = match e.code {
+                ErrorCode::Full => {
+                    "This room is full: every seat is taken and it does not allow spectators.".to_string()
+                }
+                ErrorCode::RateLimited => {
+                    "Too many requests from you just now; wait a moment and try again.".to_string()
+                }
+                _ => format!("You could not join this room: {}", e.message),
+            };
+            let retry = retry.clone();
+            view! {
+                <div class="notice" role="alert" data-testid="join-problem" data-code=e.code.to_string()>
+                    <p>{text}</p>
+                    <div class="row">
+                        <button data-testid="join-again" on:click=retry>"Try again"</button>
+                        <a href="/rooms">"Back to the room list"</a>
+                    </div>
+                </div>
+            }
+        })
     }
 }
 
