@@ -118,6 +118,15 @@ test("chat goes both ways, edits show, and history survives a reload", async ({ 
   await b.getByTestId("chat-send").click();
   await expect(a.getByTestId("chat-text").last()).toHaveText("hi A, B here");
   await expect(a.locator('[data-testid="chat-messages"] img')).toHaveCount(0);
+  // Each message shows its time on the reader's clock.
+  const time = b.getByTestId("chat-time").last();
+  await expect(time).toHaveText(/^\d\d:\d\d$/);
+  const sent = await time.getAttribute("datetime");
+  const local = await b.evaluate((t) => {
+    const d = new Date(Number(t) * 1000);
+    return `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
+  }, sent);
+  await expect(time).toHaveText(local);
 
   await a.getByTestId("chat-edit").first().click();
   await a.getByTestId("chat-edit-input").fill("hello from A (edited)");

@@ -132,6 +132,15 @@ test("hidden rooms show only with the toggle, and the default room is marked", a
   await expect(page.locator("tbody tr")).toHaveCount(1);
 });
 
+test("the description field counts its characters up to the limit", async ({ page }) => {
+  await open(page, `${server.url}/rooms`);
+  const form = page.getByTestId("create-room");
+  await form.locator('input[name="description"]').fill("hello");
+  await expect(form.getByTestId("description-count")).toHaveText("5/500");
+  await form.locator('input[name="description"]').fill("x".repeat(500));
+  await expect(form.getByTestId("description-count")).toHaveText("500/500");
+});
+
 test("joining by code ignores case and the ROOM- prefix", async ({ browser }) => {
   const api = await server.api("script");
   const room = await api.createRoom({ description: "by code" });

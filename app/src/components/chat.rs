@@ -87,6 +87,7 @@ pub fn ChatPanel(room_id: String) -> impl IntoView {
         let text = m.text.clone();
         view! {
             <li data-message-id=id.to_string() class:mine=mine>
+                <time class="muted" data-testid="chat-time" datetime=format!("{}", m.timestamp)>{clock_time(m.timestamp)}</time>
                 <span class="who">{m.user_name.clone()}</span>
                 {move || if editing.get() == Some(id) {
                     view! {
@@ -128,5 +129,20 @@ pub fn ChatPanel(room_id: String) -> impl IntoView {
             </form>
             <p class="error" role="alert">{move || error.get()}</p>
         </section>
+    }
+}
+
+/// A message's time as the reader's clock shows it (`14:05`); on the
+/// server, which does not know the reader's zone, in UTC.
+fn clock_time(unix_seconds: f64) -> String {
+    #[cfg(feature = "hydrate")]
+    {
+        let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(unix_seconds * 1000.0));
+        format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let minutes = (unix_seconds.max(0.0) as u64 / 60) % (24 * 60);
+        format!("{:02}:{:02}", minutes / 60, minutes % 60)
     }
 }

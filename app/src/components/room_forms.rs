@@ -48,7 +48,13 @@ pub fn CreateRoomForm() -> impl IntoView {
         <form class="card create-room" data-testid="create-room" on:submit=submit>
             <h2>"Create a room"</h2>
             <label>"Id (optional)" <input name="id" placeholder="generated, like ROOM-7KQ2MX" bind:value=id/></label>
-            <label>"Description" <input name="description" maxlength="500" bind:value=description/></label>
+            <label>
+                "Description"
+                <input name="description" maxlength="500" aria-describedby="description-count" bind:value=description/>
+                <span id="description-count" class="counter" data-testid="description-count">
+                    {move || format!("{}/500", description.with(|d| d.chars().count()))}
+                </span>
+            </label>
             <label class="inline"><input type="checkbox" name="hidden" bind:checked=hidden/>"Hidden from the list"</label>
             <button type="submit" disabled=move || busy.get()>"Create"</button>
             <p class="error" role="alert">{move || error.get()}</p>
