@@ -56,29 +56,15 @@ impl Window {
     /// A room was created or changed (`old`: its entry before).
     pub fn upserted(&mut self, listing: &Listing, sk: &SortKey, old: Option<&Entry>) -> Change {
         let Some(entry) = listing.get(&sk.1) else { return Change::default() };
-        let was_match = old.is_some_and(|o| self.filter.matches(o));
-        let now_match = self.filter.matches(entry);
         let total_before = self.total;
-        self.total = self.total + u64::from(now_match) - u64::from(was_match);
+        let belongs = self.recount(listing, sk, old, entry);
         let mut event = OverviewWindow::default();
-        let belongs = now_match && listing.past_cursor(&self.filter, sk);
         let mut forward = false;
         match (self.members.contains(sk), belongs) {
             (true, true) => forward = true,
-            (true, false) => {
-                let was_full = self.full();
-                self.members.remove(sk);
-                event.exit.push(entry.meta.id.clone());
-                if was_full {
-                    self.refill(listing, &mut event);
-                }
-            }
-            (false, true) if !self.full() => self.enter(sk, &entry.meta, &mut event),
-            (false, true) if self.last_in(listing).is_some_and(|last| listing.before(&self.filter, sk, &last)) => {
-                self.enter(sk, &entry.meta, &mut event);
-                self.drop_last(listing, &mut event);
-            }
-            (false, _) => {}
+            (true, false) => self.leave(listing, sk, &entry.meta, &mut event),
+            (false, true) => self.admit(listing, sk, &entry.meta, &mut event),
+            (false, false) => {}
         }
         self.finish(listing, event, forward, total_before)
     }
@@ -89,25 +75,46 @@ impl Window {
     pub fn moved(&mut self, listing: &Listing, sk: &SortKey, old: &Entry) -> Change {
         let Some(entry) = listing.get(&sk.1) else { return Change::default() };
         let total_before = self.total;
-        let now_match = self.filter.matches(entry);
-        self.total = self.total + u64::from(now_match) - u64::from(self.filter.matches(old));
+        let belongs = self.recount(listing, sk, Some(old), entry);
         let mut event = OverviewWindow::default();
-        let was_full = self.full();
-        if self.members.remove(sk) {
-            event.exit.push(entry.meta.id.clone());
-            if was_full {
-                self.refill(listing, &mut event);
-            }
+        if self.members.contains(sk) {
+            self.leave(listing, sk, &entry.meta, &mut event);
         }
-        if now_match && listing.past_cursor(&self.filter, sk) {
-            if !self.full() {
-                self.enter(sk, &entry.meta, &mut event);
-            } else if self.last_in(listing).is_some_and(|last| listing.before(&self.filter, sk, &last)) {
-                self.enter(sk, &entry.meta, &mut event);
-                self.drop_last(listing, &mut event);
-            }
+        if belongs {
+            self.admit(listing, sk, &entry.meta, &mut event);
         }
         self.finish(listing, event, false, total_before)
+    }
+
+    /// Counts the change into `total`; whether the room now belongs in the
+    /// window's range (matches, and lies past the cursor).
+    fn recount(&mut self, listing: &Listing, sk: &SortKey, old: Option<&Entry>, entry: &Entry) -> bool {
+        let was_match = old.is_some_and(|o| self.filter.matches(o));
+        let now_match = self.filter.matches(entry);
+        self.total = self.total + u64::from(now_match) - u64::from(was_match);
+        now_match && listing.past_cursor(&self.filter, sk)
+    }
+
+    /// Takes a room of the window out; the next room past the end takes
+    /// its place.
+    fn leave(&mut self, listing: &Listing, sk: &SortKey, meta: &RoomMetadata, event: &mut OverviewWindow) {
+        let was_full = self.full();
+        self.members.remove(sk);
+        event.exit.push(meta.id.clone());
+        if was_full {
+            self.refill(listing, event);
+        }
+    }
+
+    /// Takes a room in if it sorts within the window, pushing the last
+    /// room out of a full one.
+    fn admit(&mut self, listing: &Listing, sk: &SortKey, meta: &RoomMetadata, event: &mut OverviewWindow) {
+        if !self.full() {
+            self.enter(sk, meta, event);
+        } else if self.last_in(listing).is_some_and(|last| listing.before(&self.filter, sk, &last)) {
+            self.enter(sk, meta, event);
+            self.drop_last(listing, event);
+        }
     }
 
     /// A room went away (`entry`: what it was).

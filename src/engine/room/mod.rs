@@ -301,10 +301,16 @@ impl RoomActor {
         self.seats.values().filter(|s| s.role == Role::Member).count()
     }
 
+    /// Users present with the member role, counted now (the metadata's
+    /// count may wait for the presence tick).
+    fn members_present(&self) -> u32 {
+        self.seats.values().filter(|s| !s.conns.is_empty() && s.role == Role::Member).count() as u32
+    }
+
     /// Counts derived from who is present.
     fn with_counts(&self, mut next: RoomMetadata) -> RoomMetadata {
         let present = |s: &&Seat| !s.conns.is_empty();
-        next.member_count = self.seats.values().filter(present).filter(|s| s.role == Role::Member).count() as u32;
+        next.member_count = self.members_present();
         next.spectator_count = self.seats.values().filter(present).filter(|s| s.role == Role::Spectator).count() as u32;
         next.connection_count = self.present.len() as u32;
         next
@@ -529,11 +535,11 @@ impl RoomActor {
             RoomStatus::Active if current == RoomStatus::Active => {
                 return Err(EngineError::conflict("the room is already active"));
             }
-            RoomStatus::Active if self.with_counts(self.meta.clone()).member_count < self.meta.min_members => {
+            RoomStatus::Active if self.members_present() < self.meta.min_members => {
                 return Err(EngineError::conflict(format!(
                     "{} members needed to start, {} present",
                     self.meta.min_members,
-                    self.with_counts(self.meta.clone()).member_count
+                    self.members_present()
                 )));
             }
             RoomStatus::Finished if current != RoomStatus::Active => {
