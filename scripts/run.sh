@@ -5,6 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh run
-scripts/build-release.sh
+scripts/build-site.sh --release
 source scripts/env.sh
 exec "$CARGO_TARGET_DIR/release/roomcast" --site-root target/site "$@"

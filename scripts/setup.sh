@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Roomcast needs to build, run and test, skipping whatever is
-# already there. Usage: scripts/setup.sh [run|test]   (default: test)
-#   run:  the wasm target, cargo-leptos, wasm-bindgen-cli, npm packages (wasm-opt)
+# already there. Usage: scripts/setup.sh [run|test|dev]   (default: test)
+#   run:  the wasm target, wasm-bindgen-cli, npm packages (binaryen's wasm-opt)
 #   test: all of that, plus Chromium and Redis from Debian
+#   dev:  run's, plus cargo-leptos for `cargo leptos watch`
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-test}"
@@ -24,21 +25,17 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
-# A pinned nightly (scripts/env.sh) with the standard library's source:
-# cargo-leptos 0.3.11's locked dependencies need a newer rustc than stable
-# 1.95, and release builds compile the WASM front end's std for size.
-source scripts/env.sh
-if ! rustup run "$ROOMCAST_NIGHTLY" rustc --version >/dev/null 2>&1 \
-  || ! rustup component list --installed --toolchain "$ROOMCAST_NIGHTLY" | grep -q '^rust-src'; then
-  say "rustup toolchain install $ROOMCAST_NIGHTLY (with rust-src)"
-  rustup toolchain install "$ROOMCAST_NIGHTLY" --profile minimal --component rust-src
-fi
-if ! cargo leptos --version 2>/dev/null | grep -q '0\.3\.11'; then
-  say "cargo +$ROOMCAST_NIGHTLY install cargo-leptos 0.3.11 (takes a while, once)"
-  cargo "+$ROOMCAST_NIGHTLY" install --locked cargo-leptos --version 0.3.11 --features no_downloads
+# cargo-leptos only for development (`cargo leptos watch`): the run and
+# test scripts build without it (scripts/build-site.sh).
+if [ "$mode" = dev ] && ! cargo leptos --version 2>/dev/null | grep -q '0\.3\.11'; then
+  # Its locked dependencies need a newer rustc than stable 1.95.
+  nightly="${ROOMCAST_NIGHTLY:-nightly-2026-05-20}"
+  rustup run "$nightly" rustc --version >/dev/null 2>&1 || rustup toolchain install "$nightly" --profile minimal
+  say "cargo +$nightly install cargo-leptos 0.3.11 (about 16 min, once)"
+  cargo "+$nightly" install --locked cargo-leptos --version 0.3.11 --features no_downloads
 fi
 
-# cargo-leptos runs the wasm-bindgen CLI, which must match Cargo.lock exactly.
+# The wasm-bindgen CLI must match Cargo.lock exactly (about 3 min, once).
 wbg=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
 if ! wasm-bindgen --version 2>/dev/null | grep -q " ${wbg}\$"; then
   say "cargo install wasm-bindgen-cli ${wbg}"

@@ -38,8 +38,8 @@ cargo test -p roomcast -- --nocapture
 step "server: the protocol integration tests again, on Redis"
 ROOMCAST_TEST_BACKEND=redis cargo test -p roomcast --test rest_api --test websocket --test lifecycle --test collaboration
 
-step "build the site (cargo leptos build)"
-cargo leptos build
+step "build the site (scripts/build-site.sh: cargo, wasm-bindgen)"
+scripts/build-site.sh
 
 step "Playwright end-to-end tests (Chromium)"
 (cd end2end && ROOMCAST_BIN="$CARGO_TARGET_DIR/debug/roomcast" ROOMCAST_SITE_ROOT="$PWD/../target/site" npx playwright test)

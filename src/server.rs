@@ -24,7 +24,7 @@ use crate::transport::limits::{ConnectionCaps, Limits};
 use crate::transport::listen::{self, ListenOptions};
 use crate::transport::state::AppState;
 use crate::transport::throttle::{Buckets, Throttle};
-use crate::transport::{admission, pages, rest, ws};
+use crate::transport::{admission, assets, forms, pages, rest, ws};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -71,7 +71,7 @@ pub async fn build(config: Config, shutdown: watch::Receiver<bool>) -> Result<(R
     let sessions = Sessions::new(storage, config.session_ttl());
     sessions.start_sweeping();
     let leptos_options = LeptosOptions::builder()
-        .output_name("roomcast")
+        .output_name(assets::output_name(&config.site_root))
         .site_root(config.site_root.to_string_lossy().to_string())
         .site_pkg_dir("pkg")
         .site_addr(config.addr)
@@ -93,6 +93,7 @@ pub async fn build(config: Config, shutdown: watch::Receiver<bool>) -> Result<(R
     let options = state.leptos_options.clone();
     let router = Router::new()
         .merge(rest::routes())
+        .merge(forms::routes())
         .leptos_routes_with_context(
             &state,
             routes,
@@ -103,10 +104,11 @@ pub async fn build(config: Config, shutdown: watch::Receiver<bool>) -> Result<(R
         // Everything but the socket upgrade goes out compressed.
         .layer(CompressionLayer::new())
         .route("/ws", get(ws::upgrade))
+        .layer(axum::middleware::from_fn(assets::cache_hashed))
         .layer(axum::middleware::from_fn_with_state(state.clone(), pages::page_session))
         // Every answer: no MIME sniffing, no full referrer to other sites,
         // never framed (pages also get a CSP from the shell), revalidated
-        // before reuse (the asset names carry no hash).
+        // before reuse (but hashed assets, cached for a year).
         .layer(SetResponseHeaderLayer::if_not_present(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::if_not_present(
             REFERRER_POLICY,

@@ -326,3 +326,32 @@ async fn stats_and_metrics_report_rooms_connections_and_users() {
     assert!(text.contains("roomcast_errors_total{code=\"forbidden\"} 1"), "{text}");
     assert!(text.contains("roomcast_deltas_sent_total"), "{text}");
 }
+
+#[tokio::test]
+async fn a_renamed_user_reconnects_under_the_new_name_and_a_host_keeps_the_room() {
+    let server = TestServer::start().await;
+    let (alice, mut a) = user(&server, "alice").await;
+    let api = server.api(Some(&alice));
+    api.create_room(json!({ "id": "names" })).await;
+    assert_reply_ok(&a.request("join:room", json!({ "roomId": "names" })).await);
+    room_eventually(&server, "names", |r| r["hostName"] == "alice").await;
+    let (_, mut b) = user(&server, "bob").await;
+    assert_reply_ok(&b.request("join:room", json!({ "roomId": "names" })).await);
+    room_eventually(&server, "names", |r| r["memberCount"] == 2).await;
+
+    let (status, renamed) = api.patch("/api/session", json!({ "userName": "Alice Liddell" })).await;
+    assert_eq!((status, renamed["userName"].as_str()), (200, Some("Alice Liddell")));
+    // A connection keeps the name it opened with; the browser reconnects.
+    a.close().await;
+    let mut a = server.ws(&alice).await;
+    assert_reply_ok(&a.request("join:room", json!({ "roomId": "names" })).await);
+    let mut joined = b.presence_join().await;
+    while joined["data"]["userName"] == "bob" {
+        joined = b.presence_join().await;
+    }
+    assert_eq!(joined["data"]["userName"], "Alice Liddell");
+    let room = room_eventually(&server, "names", |r| r["hostName"] == "Alice Liddell").await;
+    assert_eq!(room["hostUserId"], renamed["userId"], "the seat and the host stay the user's");
+    let reply = a.request("chat:send", json!({ "roomId": "names", "text": "new name" })).await;
+    assert_eq!(assert_reply_ok(&reply)["message"]["userName"], "Alice Liddell");
+}

@@ -7,7 +7,8 @@ use leptos_router::{SsrMode, path};
 
 use crate::api::SessionInfo;
 use crate::client::{Socket, Store};
-use crate::components::connection::ConnectionIndicator;
+use crate::components::connection::{ConnectionIndicator, OfflineBanner};
+use crate::components::name_picker::NamePicker;
 use crate::pages::lobby::LobbyPage;
 use crate::pages::not_found::NotFound;
 use crate::pages::room::RoomPage;
@@ -33,7 +34,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <title>"Roomcast"</title>
                 <link rel="icon" type="image/png" href="/favicon.png"/>
-                <link id="leptos" rel="stylesheet" href="/pkg/roomcast.css"/>
+                <link id="leptos" rel="stylesheet" href=format!("/pkg/{}.css", options.output_name)/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
             </head>
@@ -77,8 +78,6 @@ pub fn App() -> impl IntoView {
         }
     });
 
-    let user_name = move || store.session.with(|s| s.as_ref().map(|s| s.user_name.clone()).unwrap_or_default());
-
     view! {
         <Router>
             <header class="topbar">
@@ -88,9 +87,10 @@ pub fn App() -> impl IntoView {
                     <A href="/stats">"Stats"</A>
                 </nav>
                 <span class="spacer"></span>
-                <span class="user" data-testid="user-name">{user_name}</span>
+                <NamePicker/>
                 <ConnectionIndicator/>
             </header>
+            <OfflineBanner/>
             <main>
                 <Routes fallback=|| view! { <NotFound/> }>
                     <Route path=path!("/") view=LobbyPage/>

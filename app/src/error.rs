@@ -56,6 +56,11 @@ impl ErrorCode {
         }
     }
 
+    /// The code spelled `name` (as [`ErrorCode::as_str`] spells it).
+    pub fn from_name(name: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::BadRequest => "bad_request",
@@ -114,7 +119,9 @@ mod tests {
         for code in ErrorCode::ALL {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert_eq!(ErrorCode::from_name(code.as_str()), Some(code));
         }
+        assert_eq!(ErrorCode::from_name("no_such_code"), None);
         assert_eq!(ErrorCode::Full.http_status(), 409);
         assert_eq!(ErrorCode::Capacity.http_status(), 503);
         assert_eq!(ErrorCode::Unavailable.http_status(), 503);

@@ -38,19 +38,20 @@ pub fn is_bare_code(s: &str) -> bool {
 }
 
 /// The ids a typed-in "join by code" text may mean, most likely first:
-/// the text itself (trimmed), and for a bare six-character code also the
-/// `ROOM-` form. Case does not matter, as the server matches ids
+/// for a bare six-character code its `ROOM-` form, then the text itself
+/// (trimmed). Case does not matter, as the server matches ids
 /// case-insensitively.
 pub fn code_candidates(input: &str) -> Vec<String> {
     let text = input.trim();
     if !is_valid_room_id(text) {
         return Vec::new();
     }
-    let mut out = vec![text.to_string()];
     if is_bare_code(text) {
-        out.push(format!("{CODE_PREFIX}{}", text.to_ascii_uppercase()));
+        // Generated codes are far more common than six-letter names: asking
+        // for them first spares a typical join a 404.
+        return vec![format!("{CODE_PREFIX}{}", text.to_ascii_uppercase()), text.to_string()];
     }
-    out
+    vec![text.to_string()]
 }
 
 #[cfg(test)]
@@ -82,7 +83,7 @@ mod tests {
 
     #[test]
     fn candidates_accept_bare_and_prefixed_codes() {
-        assert_eq!(code_candidates(" 7kq2mx "), vec!["7kq2mx".to_string(), "ROOM-7KQ2MX".to_string()]);
+        assert_eq!(code_candidates(" 7kq2mx "), vec!["ROOM-7KQ2MX".to_string(), "7kq2mx".to_string()]);
         assert_eq!(code_candidates("room-7kq2mx"), vec!["room-7kq2mx".to_string()]);
         assert_eq!(code_candidates("demo"), vec!["demo".to_string()]);
         // 0 and O are not in the alphabet: not a bare code.

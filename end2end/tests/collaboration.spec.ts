@@ -51,7 +51,7 @@ test("an upload shows the yellow pill with progress to others and the frame coun
     mimeType: "application/json",
     buffer: Buffer.from(JSON.stringify(frames)),
   });
-  await expect(a.getByTestId("upload-status")).toHaveText("10/10", { timeout: 30000 });
+  await expect(a.getByTestId("upload-status")).toHaveText("1000/1000 frames", { timeout: 30000 });
 
   await expect(row(list, "uploads").getByTestId("frame-count")).toHaveText("1000");
   await expect(room.getByTestId("room-frame-count")).toHaveText("1000");
@@ -60,7 +60,7 @@ test("an upload shows the yellow pill with progress to others and the frame coun
   for (const page of [list, room]) {
     const pills: string[] = await page.evaluate(() => (window as any).__pills);
     expect(pills.length).toBeGreaterThan(0);
-    for (const text of pills) expect(text).toMatch(new RegExp(`^Uploading \\d+/10 by ${userA}$`));
+    for (const text of pills) expect(text).toMatch(new RegExp(`^Uploading \\d+/1000 frames by ${userA}$`));
   }
   // The viewer draws frames shaped {"points": ...} as a scatter plot.
   await expect(room.getByTestId("scatter")).toBeVisible();

@@ -59,6 +59,20 @@ test("a full room says so and offers to try again or go back", async ({ browser 
   await expect(b.locator('[data-testid="presence"] li')).toHaveCount(2);
 });
 
+test("a full room that allows spectators lets the next user watch, and says so", async ({ browser }) => {
+  server = await Server.start();
+  const api = await server.api("script");
+  await api.createRoom({ id: "stage", maxMembers: 1, allowSpectators: true });
+  const a = await (await browser.newContext()).newPage();
+  await open(a, `${server.url}/rooms/stage`);
+  await connected(a);
+  await expect(a.getByTestId("spectating")).toHaveCount(0);
+  const b = await (await browser.newContext()).newPage();
+  await open(b, `${server.url}/rooms/stage`);
+  await expect(b.getByTestId("spectating")).toContainText("watching as a spectator");
+  await expect(a.locator('[data-testid="presence"] li[data-role="spectator"]')).toHaveCount(1);
+});
+
 test("quick match puts two users in the same room", async ({ browser }) => {
   server = await Server.start();
   const a = await (await browser.newContext()).newPage();

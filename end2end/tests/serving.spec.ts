@@ -15,10 +15,14 @@ test.afterEach(async () => {
 
 test("the WASM and JS go out compressed and the page hydrates under its CSP", async ({ page }) => {
   const encodings = new Map<string, string>();
+  const caching = new Map<string, string>();
   page.on("response", async (response) => {
     const url = response.url();
-    if (url.endsWith(".wasm") || url.endsWith(".js")) {
-      encodings.set(url.endsWith(".wasm") ? "wasm" : "js", (await response.allHeaders())["content-encoding"] ?? "none");
+    const kind = url.split(".").pop() ?? "";
+    if (["wasm", "js", "css"].includes(kind)) {
+      const headers = await response.allHeaders();
+      encodings.set(kind, headers["content-encoding"] ?? "none");
+      caching.set(kind, `${new URL(url).pathname} ${headers["cache-control"]}`);
     }
   });
   const violations: string[] = [];
@@ -33,6 +37,12 @@ test("the WASM and JS go out compressed and the page hydrates under its CSP", as
   expect(["br", "gzip"]).toContain(encodings.get("wasm"));
   expect(["br", "gzip"]).toContain(encodings.get("js"));
   expect(violations).toEqual([]);
+  // Assets are named after their content and kept for a year; the page
+  // itself is revalidated on every visit.
+  for (const kind of ["wasm", "js", "css"]) {
+    expect(caching.get(kind)).toMatch(new RegExp(`^/pkg/roomcast\\.[0-9a-f]{16}\\.${kind} public, max-age=31536000, immutable$`));
+  }
+  expect((await answer!.allHeaders())["cache-control"]).toBe("no-cache");
 });
 
 test("a page of another origin cannot open the socket", async ({ page }) => {

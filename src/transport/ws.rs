@@ -171,7 +171,7 @@ fn protocol_violation(e: &tokio_tungstenite::tungstenite::Error) -> Option<(u16,
 /// origin (the `Origin` names the `Host` asked for) or one listed in
 /// `allowed` (`*`: any). A request without `Origin` is not from a browser
 /// page: let through.
-fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+pub(super) fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else { return true };
     let origin = origin.to_str().unwrap_or_default().trim_end_matches('/');
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());

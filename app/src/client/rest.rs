@@ -81,6 +81,11 @@ pub async fn guest_session() -> Result<SessionInfo, ErrorBody> {
     result
 }
 
+#[cfg(not(feature = "hydrate"))]
+pub async fn guest_session() -> Result<SessionInfo, ErrorBody> {
+    Err(ErrorBody::new(ErrorCode::Internal, "only the browser has a guest session"))
+}
+
 /// Lets the next [`guest_session`] create a new one (the old one expired).
 #[cfg(feature = "hydrate")]
 pub fn forget_guest_session() {

@@ -94,8 +94,15 @@ impl Socket {
         let _ = channel;
     }
 
+    /// Closes the connection and opens a new one at once (after a rename:
+    /// a connection carries the name it was opened with).
+    pub fn reconnect(&self) {
+        #[cfg(feature = "hydrate")]
+        live::reconnect(*self);
+    }
+
     /// Sends an event and waits for its reply's data, as JSON text.
-    pub async fn request(&self, event: ClientEvent) -> Result<Box<RawValue>, ErrorBody> {
+    pub(super) async fn request(&self, event: ClientEvent) -> Result<Box<RawValue>, ErrorBody> {
         #[cfg(feature = "hydrate")]
         {
             live::request(*self, event).await
@@ -108,7 +115,7 @@ impl Socket {
     }
 
     /// Sends an event and reads its reply's data as a `T`.
-    pub async fn request_as<T: DeserializeOwned>(&self, event: ClientEvent) -> Result<T, ErrorBody> {
+    pub(super) async fn request_as<T: DeserializeOwned>(&self, event: ClientEvent) -> Result<T, ErrorBody> {
         let data = self.request(event).await?;
         serde_json::from_str(data.get())
             .map_err(|e| ErrorBody::new(crate::error::ErrorCode::Internal, format!("unreadable reply: {e}")))
@@ -120,7 +127,7 @@ mod live {
     use std::collections::{HashMap, HashSet};
 
     use futures::channel::{mpsc, oneshot};
-    use futures::{SinkExt, StreamExt};
+    use futures::{FutureExt, SinkExt, StreamExt};
     use gloo_net::websocket::futures::WebSocket;
     use gloo_net::websocket::{Message, WebSocketError};
     use leptos::prelude::*;
@@ -138,6 +145,7 @@ mod live {
     use crate::request::Request;
 
     const UNAUTHORIZED: u16 = 4001;
+    const NORMAL: u16 = 1000;
 
     enum Pending {
         Request(oneshot::Sender<Result<Box<RawValue>, ErrorBody>>),
@@ -225,6 +233,12 @@ mod live {
         rx.await.unwrap_or_else(|_| Err(ErrorBody::new(ErrorCode::Internal, "the connection closed")))
     }
 
+    /// Dropping the sender ends the writer, which closes the socket; the
+    /// run loop then reconnects and re-joins.
+    pub fn reconnect(socket: Socket) {
+        with(socket, |inner| inner.out = None);
+    }
+
     pub fn start(socket: Socket) {
         let first = with(socket, |inner| !std::mem::replace(&mut inner.started, true));
         if first {
@@ -288,21 +302,24 @@ mod live {
         }
     }
 
-    /// Runs one connection to its end; returns its close code.
+    /// Runs one connection to its end; returns its close code. The writer
+    /// ends when the connection's sender is dropped (on [`reconnect`]) or a
+    /// send fails; it hands the socket's sink back so the connection can
+    /// really be closed (gloo's socket closes only when asked to).
     async fn connection(socket: Socket, ws: WebSocket, attempt: &mut u32) -> Option<u16> {
         let (mut write, mut read) = ws.split();
         let (tx, mut rx) = mpsc::unbounded::<String>();
+        let (sink_back, sink_returned) = oneshot::channel();
         spawn_local(async move {
-            if futures::future::poll_fn(|cx| write.poll_ready_unpin(cx)).await.is_err() {
-                return;
-            }
-            socket.status.set(ConnectionStatus::Connected);
-            while let Some(text) = rx.next().await {
-                if write.send(Message::Text(text)).await.is_err() {
-                    break;
+            if futures::future::poll_fn(|cx| write.poll_ready_unpin(cx)).await.is_ok() {
+                socket.status.set(ConnectionStatus::Connected);
+                while let Some(text) = rx.next().await {
+                    if write.send(Message::Text(text)).await.is_err() {
+                        break;
+                    }
                 }
             }
-            let _ = write.close().await;
+            let _ = sink_back.send(write);
         });
         let channels = with(socket, |inner| {
             inner.out = Some(tx);
@@ -311,18 +328,25 @@ mod live {
         for channel in channels {
             send(socket, join_event(&channel), Pending::Join(channel));
         }
-        while let Some(msg) = read.next().await {
-            match msg {
-                Ok(Message::Text(text)) => {
-                    *attempt = 0;
-                    on_text(socket, &text);
-                }
-                Ok(Message::Bytes(_)) => {}
-                Err(WebSocketError::ConnectionClose(close)) => return Some(close.code),
-                Err(_) => return None,
+        let mut sink_returned = sink_returned.fuse();
+        let write = loop {
+            futures::select_biased! {
+                sink = sink_returned => break sink,
+                msg = read.next().fuse() => match msg {
+                    Some(Ok(Message::Text(text))) => {
+                        *attempt = 0;
+                        on_text(socket, &text);
+                    }
+                    Some(Ok(Message::Bytes(_))) => {}
+                    Some(Err(WebSocketError::ConnectionClose(close))) => return Some(close.code),
+                    Some(Err(_)) | None => return None,
+                },
             }
+        };
+        if let Ok(ws) = write.map_err(drop).and_then(|write| write.reunite(read).map_err(drop)) {
+            let _ = ws.close(Some(NORMAL), None);
         }
-        None
+        Some(NORMAL)
     }
 
     fn on_text(socket: Socket, text: &str) {

@@ -4,14 +4,15 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::client::{rest, use_socket, use_store};
+use crate::client::{use_actions, use_store};
+use crate::components::error_text::error_text;
+use crate::error::ErrorBody;
 use crate::model::ChatMessage;
-use crate::protocol::{ChatEdit, ChatReply, ChatSend, ClientEvent};
 
 #[component]
 pub fn ChatPanel(room_id: String) -> impl IntoView {
     let store = use_store();
-    let socket = use_socket();
+    let actions = use_actions();
     let draft = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let editing = RwSignal::new(None::<u64>);
@@ -22,14 +23,13 @@ pub fn ChatPanel(room_id: String) -> impl IntoView {
         move || store.chat(&room_id)
     };
 
-    let take_reply = move |result: Result<ChatReply, crate::error::ErrorBody>| match result {
-        Ok(reply) => {
+    let take_reply = move |result: Result<(), ErrorBody>| match result {
+        Ok(()) => {
             error.set(None);
-            store.chat_message(reply.message);
             true
         }
         Err(e) => {
-            error.set(Some(e.message));
+            error.set(Some(error_text(&e)));
             false
         }
     };
@@ -44,8 +44,7 @@ pub fn ChatPanel(room_id: String) -> impl IntoView {
             }
             let room_id = room_id.clone();
             spawn_local(async move {
-                let result = socket.request_as(ClientEvent::ChatSend(ChatSend { room_id, text })).await;
-                if take_reply(result) {
+                if take_reply(actions.send_chat(&room_id, text).await) {
                     draft.set(String::new());
                 }
             });
@@ -58,8 +57,7 @@ pub fn ChatPanel(room_id: String) -> impl IntoView {
             let Some(message_id) = editing.get_untracked() else { return };
             let (room_id, text) = (room_id.clone(), edit_text.get_untracked());
             spawn_local(async move {
-                let result = socket.request_as(ClientEvent::ChatEdit(ChatEdit { room_id, message_id, text })).await;
-                if take_reply(result) {
+                if take_reply(actions.edit_chat(&room_id, message_id, text).await) {
                     editing.set(None);
                 }
             });
@@ -69,12 +67,9 @@ pub fn ChatPanel(room_id: String) -> impl IntoView {
         let room_id = room_id.clone();
         move |_| {
             let room_id = room_id.clone();
-            let first = store.chat(&room_id).first().map(|m| m.id);
-            let Some(before) = first else { return };
             spawn_local(async move {
-                match rest::chat_before(&room_id, before, 50).await {
-                    Ok(older) => store.older_chat(&room_id, older),
-                    Err(e) => error.set(Some(e.message)),
+                if let Err(e) = actions.load_older_chat(&room_id).await {
+                    error.set(Some(error_text(&e)));
                 }
             });
         }

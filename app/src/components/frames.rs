@@ -9,10 +9,10 @@ use leptos::task::spawn_local;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::client::{rest, use_socket, use_store};
+use crate::client::{UploadProgress, rest, use_actions, use_store};
+use crate::components::error_text::error_text;
 use crate::components::svg::tenths;
 use crate::model::RoomMetadata;
-use crate::protocol::{ClientEvent, FrameSet, LockAcquire, RoomRef};
 
 /// Points of a frame shaped `{"points":[[x,y],...]}`.
 fn points(frame: &Value) -> Option<Vec<(f64, f64)>> {
@@ -53,7 +53,7 @@ fn Scatter(points: Vec<(f64, f64)>) -> impl IntoView {
 #[component]
 pub fn FrameViewer(room: RwSignal<RoomMetadata>) -> impl IntoView {
     let store = use_store();
-    let socket = use_socket();
+    let actions = use_actions();
     let id = room.with_untracked(|r| r.id.clone());
     let index = RwSignal::new(0u64);
     let following = RwSignal::new(true);
@@ -137,7 +137,7 @@ pub fn FrameViewer(room: RwSignal<RoomMetadata>) -> impl IntoView {
             if presenting() {
                 let room_id = id.clone();
                 spawn_local(async move {
-                    let _ = socket.request(ClientEvent::FrameSet(FrameSet { room_id, frame: i })).await;
+                    let _ = actions.show_frame(&room_id, i).await;
                 });
             } else if presenter().is_some() {
                 following.set(false);
@@ -173,14 +173,11 @@ pub fn FrameViewer(room: RwSignal<RoomMetadata>) -> impl IntoView {
             let start = !presenting();
             let frame = index.get_untracked();
             spawn_local(async move {
-                let room = RoomRef { room_id: room_id.clone() };
-                if start {
-                    if socket.request(ClientEvent::PresenterRequest(room)).await.is_ok() && frame < count() {
-                        let _ = socket.request(ClientEvent::FrameSet(FrameSet { room_id, frame })).await;
-                    }
+                let _ = if start {
+                    actions.present(&room_id, (frame < count()).then_some(frame)).await
                 } else {
-                    let _ = socket.request(ClientEvent::PresenterRelease(room)).await;
-                }
+                    actions.stop_presenting(&room_id).await
+                };
             });
         }
     };
@@ -212,10 +209,10 @@ pub fn FrameViewer(room: RwSignal<RoomMetadata>) -> impl IntoView {
             } else {
                 view! {
                     <div class="row viewer-controls">
-                        <button data-testid="prev-frame" on:click=prev.clone()>"◀"</button>
-                        <input type="range" data-testid="frame-slider" min="0" max=move || count().saturating_sub(1)
+                        <button data-testid="prev-frame" aria-label="previous frame" on:click=prev.clone()>"◀"</button>
+                        <input type="range" data-testid="frame-slider" aria-label="frame" min="0" max=move || count().saturating_sub(1)
                             prop:value=move || index.get().to_string() on:input=slide.clone()/>
-                        <button data-testid="next-frame" on:click=next.clone()>"▶"</button>
+                        <button data-testid="next-frame" aria-label="next frame" on:click=next.clone()>"▶"</button>
                         <span data-testid="frame-index">{move || format!("Frame {} / {}", index.get() + 1, count())}</span>
                     </div>
                     {move || content.get().map(|frame| match points(&frame) {
@@ -226,12 +223,10 @@ pub fn FrameViewer(room: RwSignal<RoomMetadata>) -> impl IntoView {
                     })}
                 }.into_any()
             }}
+            <Upload room/>
         </section>
     }
 }
-
-/// Frames per upload request.
-const CHUNK: usize = 100;
 
 /// Reads the picked file's text (browser only).
 async fn file_text(ev: &leptos::ev::Event) -> Option<String> {
@@ -251,66 +246,50 @@ async fn file_text(ev: &leptos::ev::Event) -> Option<String> {
 }
 
 #[component]
-pub fn Upload(room: RwSignal<RoomMetadata>) -> impl IntoView {
-    let socket = use_socket();
+fn Upload(room: RwSignal<RoomMetadata>) -> impl IntoView {
+    let actions = use_actions();
     let id = room.with_untracked(|r| r.id.clone());
-    let progress = RwSignal::new(None::<(usize, usize)>);
+    let progress = RwSignal::new(None::<UploadProgress>);
     let error = RwSignal::new(None::<String>);
 
     let on_file = move |ev: leptos::ev::Event| {
         let room_id = id.clone();
+        progress.set(None);
+        error.set(None);
         spawn_local(async move {
             let Some(text) = file_text(&ev).await else { return };
             // Frames stay JSON text: they reach the server byte for byte.
             let frames = match serde_json::from_str::<Vec<Box<RawValue>>>(&text) {
                 Ok(frames) if !frames.is_empty() => frames,
-                _ => {
-                    error.set(Some("The file must hold a JSON array of frames.".into()));
-                    return;
+                Ok(_) => return error.set(Some("The file holds an empty array: there are no frames to add.".into())),
+                Err(e) => {
+                    return error.set(Some(format!("The file must hold a JSON array of frames ({e}).")));
                 }
             };
-            error.set(None);
-            let chunks: Vec<&[Box<RawValue>]> = frames.chunks(CHUNK).collect();
-            let total = chunks.len();
-            let lock = |msg: String| {
-                ClientEvent::LockAcquire(LockAcquire {
-                    room_id: room_id.clone(),
-                    msg: Some(msg),
-                    ttl_seconds: Some(60),
-                })
-            };
-            if let Err(e) = socket.request(lock(format!("Uploading 0/{total}"))).await {
-                error.set(Some(e.message));
-                return;
+            let result = actions.upload_frames(&room_id, &frames, |p| progress.set(Some(p))).await;
+            if let Err(e) = result {
+                progress.set(None);
+                error.set(Some(format!("Upload stopped: {}", error_text(&e))));
             }
-            progress.set(Some((0, total)));
-            let mut failed = None;
-            for (i, chunk) in chunks.iter().enumerate() {
-                if let Err(e) = rest::append_frames(&room_id, chunk).await {
-                    failed = Some(e.message);
-                    break;
-                }
-                progress.set(Some((i + 1, total)));
-                if i + 1 < total {
-                    let _ = socket.request(lock(format!("Uploading {}/{total}", i + 1))).await;
-                }
-            }
-            let _ = socket.request(ClientEvent::LockRelease(RoomRef { room_id: room_id.clone() })).await;
-            error.set(failed);
         });
     };
+    let locked = move || room.with(|r| r.locked || r.metadata_locked.is_some());
 
     view! {
         <div class="upload" data-testid="upload">
-            <label>"Upload frames (a JSON array) "
-                <input type="file" accept="application/json,.json" data-testid="upload-input" on:change=on_file
-                    prop:disabled=move || room.with(|r| r.locked)/>
+            <label class="button">
+                "Add frames from a JSON file"
+                <input type="file" class="visually-hidden" accept="application/json,.json" data-testid="upload-input"
+                    on:change=on_file prop:disabled=locked/>
             </label>
-            {move || progress.get().map(|(done, total)| view! {
-                <progress data-testid="upload-progress" value=done max=total></progress>
-                <span data-testid="upload-status">{format!("{done}/{total}")}</span>
+            {move || progress.get().map(|UploadProgress { done, total }| view! {
+                <progress data-testid="upload-progress" value=done max=total aria-label="upload progress"></progress>
+                <span data-testid="upload-status">{format!("{done}/{total} frames")}</span>
             })}
-            <p class="error" role="alert">{move || error.get()}</p>
+            {move || (room.with(|r| r.locked)).then(|| view! {
+                <p class="muted" data-testid="upload-locked">"This room is locked: no frames can be added."</p>
+            })}
+            <p class="error" role="alert" data-testid="upload-error">{move || error.get()}</p>
         </div>
     }
 }

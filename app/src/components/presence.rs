@@ -41,7 +41,7 @@ pub fn PresenceList(room: RwSignal<RoomMetadata>) -> impl IntoView {
     };
     view! {
         <ul class="presence" data-testid="presence">
-            <For each=people key=|p| (p.user_id.clone(), p.tabs, p.role) let:person>
+            <For each=people key=|p| (p.user_id.clone(), p.name.clone(), p.tabs, p.role) let:person>
                 <li data-user=person.name.clone() data-role=if person.role == Role::Member { "member" } else { "spectator" }>
                     {move || (host().as_deref() == Some(person.user_id.as_str())).then(|| view! { <span class="host-mark" title="host">"★ "</span> })}
                     {person.name.clone()}

@@ -3,9 +3,8 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::client::{use_socket, use_store};
+use crate::client::{use_actions, use_store};
 use crate::ids::room_key;
-use crate::protocol::{ClientEvent, RoomRef};
 
 /// Milliseconds since the epoch in the browser; 0 on the server.
 fn now_ms() -> f64 {
@@ -22,7 +21,7 @@ fn now_ms() -> f64 {
 #[component]
 pub fn WarningBanner(room_id: String) -> impl IntoView {
     let store = use_store();
-    let socket = use_socket();
+    let actions = use_actions();
     let now = RwSignal::new(now_ms());
     Effect::new(move |_| {
         if let Ok(handle) = set_interval_with_handle(move || now.set(now_ms()), std::time::Duration::from_millis(250)) {
@@ -36,9 +35,7 @@ pub fn WarningBanner(room_id: String) -> impl IntoView {
         move |_| {
             let room_id = room_id.clone();
             spawn_local(async move {
-                if socket.request(ClientEvent::KeepAlive(RoomRef { room_id })).await.is_ok() {
-                    store.warning.set(None);
-                }
+                let _ = actions.keep_room(&room_id).await;
             });
         }
     };

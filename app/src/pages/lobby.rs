@@ -5,14 +5,13 @@ use leptos::task::spawn_local;
 use leptos_router::components::A;
 use leptos_router::hooks::use_navigate;
 
-use crate::client::{use_socket, use_store};
+use crate::client::use_actions;
+use crate::components::error_text::error_text;
 use crate::components::room_forms::{CreateRoomForm, JoinByCode};
-use crate::protocol::{ClientEvent, JoinRoomReply, MatchRequest};
 
 #[component]
 fn QuickMatch() -> impl IntoView {
-    let socket = use_socket();
-    let store = use_store();
+    let actions = use_actions();
     let navigate = use_navigate();
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
@@ -20,15 +19,9 @@ fn QuickMatch() -> impl IntoView {
         let navigate = navigate.clone();
         busy.set(true);
         spawn_local(async move {
-            let result =
-                socket.request_as::<JoinRoomReply>(ClientEvent::Match(MatchRequest { max_members: Some(seats) }));
-            match result.await {
-                Ok(reply) => {
-                    let id = reply.room.id.clone();
-                    store.joined(reply.sid, reply.presence, reply.chat, reply.frame, reply.room);
-                    navigate(&format!("/rooms/{id}"), Default::default());
-                }
-                Err(e) => error.set(Some(e.message)),
+            match actions.quick_match(seats).await {
+                Ok(id) => navigate(&format!("/rooms/{id}"), Default::default()),
+                Err(e) => error.set(Some(error_text(&e))),
             }
             busy.set(false);
         });

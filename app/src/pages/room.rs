@@ -7,17 +7,18 @@ use leptos::task::spawn_local;
 use leptos_router::hooks::{use_navigate, use_params_map};
 
 use crate::api::PatchRoom;
-use crate::client::{Channel, initial, rest, use_socket, use_store};
+use crate::client::{Channel, initial, use_actions, use_socket, use_store};
 use crate::components::chat::ChatPanel;
-use crate::components::frames::{FrameViewer, Upload};
+use crate::components::error_text::error_text;
+use crate::components::frames::FrameViewer;
 use crate::components::lock_pill::lock_pill;
 use crate::components::presence::PresenceList;
+use crate::components::room_forms::description_problem;
 use crate::components::warning::WarningBanner;
 use crate::error::ErrorCode;
-use crate::ids::room_key;
-use crate::model::{DeleteReason, RoomMetadata, RoomStatus};
+use crate::ids::{MAX_DESCRIPTION_CHARS, room_key};
+use crate::model::{DeleteReason, Role, RoomMetadata, RoomStatus};
 use crate::pages::not_found::NotFound;
-use crate::protocol::{ClientEvent, RoomRef};
 
 fn reason_text(reason: DeleteReason) -> &'static str {
     match reason {
@@ -78,7 +79,7 @@ pub fn RoomPage() -> impl IntoView {
                         store.seed_room(room);
                         view! { <RoomView id=id.get_untracked()/> }.into_any()
                     }
-                    None => view! { <NotFound/> }.into_any(),
+                    None => view! { <NotFound what=format!("There is no room {}: it may have been deleted, or the code is wrong.", id.get_untracked())/> }.into_any(),
                 }
             })}
         </Suspense>
@@ -98,7 +99,7 @@ fn RoomView(id: String) -> impl IntoView {
 #[component]
 fn RoomDetails(room: RwSignal<RoomMetadata>) -> impl IntoView {
     let store = use_store();
-    let socket = use_socket();
+    let actions = use_actions();
     let id = room.with_untracked(|r| r.id.clone());
     let is_host = move || {
         let me = store.session.with(|s| s.as_ref().map(|s| s.user_id.clone()));
@@ -106,7 +107,8 @@ fn RoomDetails(room: RwSignal<RoomMetadata>) -> impl IntoView {
     };
     let seats = move || {
         room.with(|r| match r.max_members {
-            0 => format!("{} members", r.member_count),
+            0 if r.member_count == 1 => "1 member, no limit".to_string(),
+            0 => format!("{} members, no limit", r.member_count),
             max => format!("{}/{} seats", r.member_count, max),
         })
     };
@@ -116,11 +118,11 @@ fn RoomDetails(room: RwSignal<RoomMetadata>) -> impl IntoView {
         move |start: bool| {
             let room_id = id.clone();
             spawn_local(async move {
-                let room = RoomRef { room_id };
-                let event = if start { ClientEvent::RoomStart(room) } else { ClientEvent::RoomFinish(room) };
-                match socket.request(event).await {
+                let result =
+                    if start { actions.start_room(&room_id).await } else { actions.finish_room(&room_id).await };
+                match result {
                     Ok(_) => status_error.set(None),
-                    Err(e) => status_error.set(Some(e.message)),
+                    Err(e) => status_error.set(Some(error_text(&e))),
                 }
             });
         }
@@ -140,7 +142,7 @@ fn RoomDetails(room: RwSignal<RoomMetadata>) -> impl IntoView {
             <WarningBanner room_id=id.clone()/>
             <h1>
                 <span data-testid="room-id">{id.clone()}</span>
-                <span class="badge status" data-testid="status-badge">{move || room.with(|r| r.status.as_str())}</span>
+                <span class=move || room.with(|r| format!("badge status status-{}", r.status.as_str())) data-testid="status-badge">{move || room.with(|r| r.status.as_str())}</span>
                 {lock_pill(room)}
                 {move || room.with(|r| r.is_default).then(|| view! { <span class="badge default" data-testid="default-marker">"default"</span> })}
                 {move || room.with(|r| r.hidden).then(|| view! { <span class="badge">"hidden"</span> })}
@@ -149,10 +151,8 @@ fn RoomDetails(room: RwSignal<RoomMetadata>) -> impl IntoView {
                 {move || room.with(|r| r.description.clone().unwrap_or_else(|| "No description".into()))}
             </p>
             <dl class="facts">
-                <dt>"Status"</dt><dd data-testid="room-status">{move || room.with(|r| r.status.as_str())}</dd>
                 <dt>"Host"</dt><dd data-testid="room-host">{move || room.with(|r| r.host_name.clone().unwrap_or_else(|| "nobody".into()))}</dd>
                 <dt>"Seats"</dt><dd data-testid="seat-counter">{seats}</dd>
-                <dt>"Members"</dt><dd data-testid="member-count">{move || room.with(|r| r.member_count)}</dd>
                 <dt>"Spectators"</dt><dd data-testid="spectator-count">{move || room.with(|r| r.spectator_count)}</dd>
                 <dt>"Connections"</dt><dd data-testid="connection-count">{move || room.with(|r| r.connection_count)}</dd>
                 <dt>"Frames"</dt><dd data-testid="room-frame-count">{move || room.with(|r| r.frame_count)}</dd>
@@ -166,19 +166,29 @@ fn RoomDetails(room: RwSignal<RoomMetadata>) -> impl IntoView {
                 <HostControls room/>
             </Show>
             <JoinProblem id=id.clone()/>
+            {
+                let id = id.clone();
+                move || watching(&id).then(|| view! {
+                    <p class="notice" data-testid="spectating">"Every seat is taken: you are watching as a spectator."</p>
+                })
+            }
             <Show when=joined>
                 <h2>"Who is here"</h2>
                 <PresenceList room/>
                 <div class="room-grid">
-                    <div>
-                        <FrameViewer room/>
-                        <Upload room/>
-                    </div>
+                    <FrameViewer room/>
                     <ChatPanel room_id=chat_room.clone()/>
                 </div>
             </Show>
         </section>
     }
+}
+
+/// Whether this tab is in the room as a spectator.
+fn watching(id: &str) -> bool {
+    let store = use_store();
+    let Some(sid) = store.my_sid(id) else { return false };
+    store.presence(id).iter().any(|p| p.sid == sid && p.role == Role::Spectator)
 }
 
 /// Why this tab is not in the room, and what the user can do about it.
@@ -222,18 +232,20 @@ fn JoinProblem(id: String) -> impl IntoView {
 /// Description, hide, lock, default and delete, for the host.
 #[component]
 fn HostControls(room: RwSignal<RoomMetadata>) -> impl IntoView {
+    let actions = use_actions();
     let id = room.with_untracked(|r| r.id.clone());
     let draft = RwSignal::new(room.with_untracked(|r| r.description.clone().unwrap_or_default()));
     let error = RwSignal::new(None::<String>);
     let confirm_delete = RwSignal::new(false);
     let confirm_lock = RwSignal::new(false);
     let locked = move || room.with(|r| r.locked);
+    let draft_problem = move || draft.with(|d| description_problem(d));
 
     let run = move |action: std::pin::Pin<Box<dyn Future<Output = Result<(), crate::error::ErrorBody>>>>| {
         spawn_local(async move {
             match action.await {
                 Ok(()) => error.set(None),
-                Err(e) => error.set(Some(e.message)),
+                Err(e) => error.set(Some(error_text(&e))),
             }
         });
     };
@@ -241,7 +253,7 @@ fn HostControls(room: RwSignal<RoomMetadata>) -> impl IntoView {
         let id = id.clone();
         move |p: PatchRoom| {
             let id = id.clone();
-            run(Box::pin(async move { rest::patch_room(&id, &p).await.map(|_| ()) }));
+            run(Box::pin(async move { actions.patch_room(&id, &p).await }));
         }
     };
     let save = {
@@ -273,7 +285,7 @@ fn HostControls(room: RwSignal<RoomMetadata>) -> impl IntoView {
         move |_| {
             let id = id.clone();
             let make = !room.get_untracked().is_default;
-            run(Box::pin(async move { rest::set_default_room(make.then_some(id.as_str())).await }));
+            run(Box::pin(async move { actions.make_default(make.then_some(id.as_str())).await }));
         }
     };
     let delete = {
@@ -281,7 +293,7 @@ fn HostControls(room: RwSignal<RoomMetadata>) -> impl IntoView {
         move |_| {
             if confirm_delete.get_untracked() {
                 let id = id.clone();
-                run(Box::pin(async move { rest::delete_room(&id).await }));
+                run(Box::pin(async move { actions.delete_room(&id).await }));
             } else {
                 confirm_delete.set(true);
             }
@@ -292,9 +304,15 @@ fn HostControls(room: RwSignal<RoomMetadata>) -> impl IntoView {
         <div class="card host-controls" data-testid="host-controls">
             <h2>"Host controls"</h2>
             <form class="row" on:submit=save>
-                <input name="description" data-testid="description-input" maxlength="500" bind:value=draft prop:disabled=locked/>
-                <button type="submit" data-testid="save-description" prop:disabled=locked>"Save description"</button>
+                <label class="visually-hidden" for="description-input">"Description"</label>
+                <input id="description-input" name="description" data-testid="description-input" bind:value=draft prop:disabled=locked
+                    aria-invalid=move || draft_problem().is_some().to_string() aria-describedby="host-description-count"/>
+                <button type="submit" data-testid="save-description" prop:disabled=move || locked() || draft_problem().is_some()>"Save description"</button>
             </form>
+            <p id="host-description-count" class="counter" class:over=move || draft_problem().is_some()>
+                {move || format!("{}/{MAX_DESCRIPTION_CHARS}", draft.with(|d| d.chars().count()))}
+                " " {draft_problem}
+            </p>
             <div class="row">
                 <button data-testid="toggle-hidden" on:click=toggle_hidden>
                     {move || if room.with(|r| r.hidden) { "Show in list" } else { "Hide from list" }}

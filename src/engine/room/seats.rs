@@ -62,6 +62,10 @@ impl RoomActor {
         });
         let role_changed = seat.role != role;
         seat.role = role;
+        if sid.is_some() {
+            // The user may have renamed since the seat was taken.
+            seat.user = user.clone();
+        }
         let replace: Vec<Arc<str>> = if role_changed { seat.conns.clone() } else { Vec::new() };
         if let Some(sid) = sid {
             if seat.conns.is_empty() {
@@ -105,6 +109,12 @@ impl RoomActor {
             next.host_user_id = Some(seat.user.id.to_string());
             next.host_name = Some(seat.user.name.to_string());
         }
+        // A host who renamed shows the new name once back.
+        if let Some(seat) = next.host_user_id.as_deref().and_then(|h| self.seats.get(h))
+            && next.host_name.as_deref() != Some(&*seat.user.name)
+        {
+            next.host_name = Some(seat.user.name.to_string());
+        }
     }
 
     pub(super) async fn join(
@@ -126,8 +136,9 @@ impl RoomActor {
         self.touch();
         let mut next = self.meta.clone();
         self.host_now(&mut next);
-        if next.host_user_id != self.meta.host_user_id {
-            // A new host is durable and cannot wait for the presence tick.
+        if next.host_user_id != self.meta.host_user_id || next.host_name != self.meta.host_name {
+            // A new host (or the host's new name) is durable and cannot
+            // wait for the presence tick.
             if let Err(e) = self.commit(self.with_counts(next), true, Some(&sid)).await {
                 self.drop_connection(&sid);
                 return Err(e);
