@@ -25,9 +25,17 @@ fi
 site=target/site
 pkg="$site/pkg"
 
-say "server (cargo build ${server_args[*]:-})"
-cargo build -p roomcast --bin roomcast "${server_args[@]}"
-
+# The server builds in the background while the wasm-bindgen CLI is
+# installed (when missing) and the front end builds in a target directory
+# of its own (one directory would make the two builds take turns): on two
+# cores this takes about a third less time than one after the other.
+say "server (cargo build ${server_args[*]:-}), in the background"
+server_log=$(mktemp)
+cargo build --quiet -p roomcast --bin roomcast "${server_args[@]}" >"$server_log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+scripts/setup.sh wasm-bindgen
+front_dir="$CARGO_TARGET_DIR/front"
 say "front end (cargo build --target wasm32-unknown-unknown, profile ${wasm_profile})"
 if $release && [ -n "${ROOMCAST_NIGHTLY:-}" ]; then
   # Smaller (356 KB gzipped instead of ~420 KB): a nightly rebuilds std for
@@ -36,18 +44,25 @@ if $release && [ -n "${ROOMCAST_NIGHTLY:-}" ]; then
   # --component rust-src); RUSTFLAGS replaces .cargo/config.toml's flag.
   RUSTFLAGS="--cfg erase_components -Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none" \
     cargo "+$ROOMCAST_NIGHTLY" build -p frontend --lib --target wasm32-unknown-unknown --profile wasm-release \
-    -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
+    --target-dir "$front_dir" -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
 elif $release; then
-  cargo build -p frontend --lib --target wasm32-unknown-unknown --profile wasm-release
+  cargo build -p frontend --lib --target wasm32-unknown-unknown --profile wasm-release --target-dir "$front_dir"
 else
-  cargo build -p frontend --lib --target wasm32-unknown-unknown
+  cargo build -p frontend --lib --target wasm32-unknown-unknown --target-dir "$front_dir"
 fi
+if ! wait $server; then
+  cat "$server_log"
+  exit 1
+fi
+trap - EXIT
+rm -f "$server_log"
+say "server built"
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 say "wasm-bindgen"
 wasm-bindgen --target web --no-typescript --out-dir "$out" --out-name roomcast \
-  "$CARGO_TARGET_DIR/wasm32-unknown-unknown/$wasm_profile/frontend.wasm"
+  "$front_dir/wasm32-unknown-unknown/$wasm_profile/frontend.wasm"
 if $release; then
   say "wasm-opt -Oz"
   wasm-opt -Oz --converge --enable-bulk-memory --enable-nontrapping-float-to-int \

@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
 # Installs what Roomcast needs to build, run and test, skipping whatever is
-# already there. Usage: scripts/setup.sh [run|test|dev]   (default: test)
-#   run:  the wasm target, wasm-bindgen-cli, npm packages (binaryen's wasm-opt)
-#   test: all of that, plus Chromium and Redis from Debian
+# already there. Usage: scripts/setup.sh [run|test|dev|wasm-bindgen]
+#   run:  the wasm target, npm packages (binaryen's wasm-opt)
+#   test: all of that, plus Chromium and Redis from Debian (the default)
 #   dev:  run's, plus cargo-leptos for `cargo leptos watch`
+#   wasm-bindgen: the wasm-bindgen CLI at Cargo.lock's version (about
+#         3 min once); scripts/build-site.sh runs this beside the server's
+#         build, so a fresh machine does both at once
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-test}"
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+if [ "$mode" = wasm-bindgen ]; then
+  wbg=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+  if ! wasm-bindgen --version 2>/dev/null | grep -q " ${wbg}\$"; then
+    say "cargo install wasm-bindgen-cli ${wbg}"
+    cargo install --quiet wasm-bindgen-cli --version "$wbg"
+  fi
+  exit 0
+fi
 
 if [ "$mode" = test ]; then
   missing=()
@@ -33,13 +45,6 @@ if [ "$mode" = dev ] && ! cargo leptos --version 2>/dev/null | grep -q '0\.3\.11
   rustup run "$nightly" rustc --version >/dev/null 2>&1 || rustup toolchain install "$nightly" --profile minimal
   say "cargo +$nightly install cargo-leptos 0.3.11 (about 16 min, once)"
   cargo "+$nightly" install --locked cargo-leptos --version 0.3.11 --features no_downloads
-fi
-
-# The wasm-bindgen CLI must match Cargo.lock exactly (about 3 min, once).
-wbg=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
-if ! wasm-bindgen --version 2>/dev/null | grep -q " ${wbg}\$"; then
-  say "cargo install wasm-bindgen-cli ${wbg}"
-  cargo install wasm-bindgen-cli --version "$wbg"
 fi
 
 # npm packages: Playwright, and binaryen's wasm-opt for release builds.

@@ -23,16 +23,20 @@ redis-cli -p "$REDIS_PORT" ping >/dev/null
 step "cargo fmt"
 cargo fmt --all --check
 
-step "clippy (server + app/ssr, app alone, frontend + app/hydrate on wasm32, bench)"
+step "clippy (server + app/ssr, app alone and with its UI, frontend + app/hydrate on wasm32, bench, client and CLI)"
 cargo clippy -p roomcast --all-targets -- -D warnings
 cargo clippy -p app --all-targets -- -D warnings
+cargo clippy -p app --all-targets --features ui -- -D warnings
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 cargo clippy -p roomcast-bench -- -D warnings
+cargo clippy -p roomcast-client -p roomcast-cli --all-targets -- -D warnings
 
-step "app: unit and property tests, decoder fuzzing (20000 cases per property)"
+step "app: unit and property tests, decoder fuzzing (20000 cases per property), then the UI's unit tests"
 PROPTEST_CASES=20000 cargo test -p app
+cargo test -p app --features ui --lib
 
 step "server: unit and integration tests on SQLite (incl. SIGKILL crash rounds and 60 s convergence runs), and the two-server tests on Redis"
+cargo build -p roomcast-cli  # tests/cli.rs runs it
 cargo test -p roomcast -- --nocapture
 
 step "server: the protocol integration tests again, on Redis"

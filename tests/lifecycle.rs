@@ -355,3 +355,30 @@ async fn a_renamed_user_reconnects_under_the_new_name_and_a_host_keeps_the_room(
     let reply = a.request("chat:send", json!({ "roomId": "names", "text": "new name" })).await;
     assert_eq!(assert_reply_ok(&reply)["message"]["userName"], "Alice Liddell");
 }
+
+#[tokio::test]
+async fn member_count_counts_a_seat_reserved_by_a_match_but_not_one_kept_in_grace() {
+    let server = TestServer::start_with(&["--seat-grace-seconds", "30"]).await;
+    let alice = server.session("alice").await;
+    let (status, matched) = server.api(Some(&alice)).post("/api/match", json!({ "maxMembers": 4 })).await;
+    assert_eq!(status, 200, "{matched}");
+    let id = matched["room"]["id"].as_str().expect("id").to_string();
+    assert_eq!(matched["room"]["memberCount"], 1, "the answer counts the reserved seat");
+    let (_, page) = server.api(None).get("/api/rooms").await;
+    let listed = page["rooms"].as_array().expect("rooms").iter().find(|r| r["id"] == id.as_str()).cloned();
+    assert_eq!(listed.expect("listed")["memberCount"], 1, "and so does the list");
+
+    // Connecting takes the reserved seat: still one member.
+    let mut a = server.ws(&alice).await;
+    let joined = assert_reply_ok(&a.request("join:room", json!({ "roomId": id })).await).clone();
+    assert_eq!(joined["room"]["memberCount"], 1);
+    let (_, mut b) = user(&server, "bob").await;
+    assert_reply_ok(&b.request("join:room", json!({ "roomId": id })).await);
+    room_eventually(&server, &id, |r| r["memberCount"] == 2).await;
+
+    // A seat kept for the grace period after its last connection leaves
+    // still blocks the seat but is not counted.
+    a.close().await;
+    let room = room_eventually(&server, &id, |r| r["connectionCount"] == 1).await;
+    assert_eq!(room["memberCount"], 1);
+}

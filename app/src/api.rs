@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::model::{ChatMessage, RoomMetadata, RoomStatus};
+use crate::model::{ChatMessage, Role, RoomMetadata, RoomStatus};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -176,6 +176,13 @@ pub struct ChatPage {
 pub struct MatchBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_members: Option<u32>,
+}
+
+/// What `POST /api/match` answers: the room and the seat held in it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Matched {
+    pub room: RoomMetadata,
+    pub role: Role,
 }
 
 #[cfg(test)]

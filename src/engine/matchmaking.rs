@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use app::api::CreateRoom;
 use app::model::{Role, RoomMetadata, RoomStatus};
-use serde::Serialize;
 
 use super::broker::{HeldLock, broker_failed};
 use super::command::{Command, JoinMode, Via};
@@ -16,12 +15,7 @@ use super::errors::EngineError;
 use super::registry::Engine;
 use super::room::MAX_SEATS;
 
-/// What `match` and `POST /api/match` answer over REST.
-#[derive(Clone, Debug, Serialize)]
-pub struct Matched {
-    pub room: RoomMetadata,
-    pub role: Role,
-}
+pub use app::api::Matched;
 
 /// The matchmaking locks; `release` frees them.
 struct MatchmakingGuard<'a> {

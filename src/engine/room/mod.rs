@@ -158,6 +158,9 @@ struct Seat {
     conns: Vec<Arc<str>>,
     present_since: Instant,
     left_at: Option<Instant>,
+    /// Held by `POST /api/match` for a user who has not connected yet: it
+    /// counts as a member (a seat kept for the grace period does not).
+    reserved: bool,
 }
 
 struct TempLock {
@@ -307,10 +310,11 @@ impl RoomActor {
         self.seats.values().filter(|s| !s.conns.is_empty() && s.role == Role::Member).count() as u32
     }
 
-    /// Counts derived from who is present.
+    /// Counts derived from who is present, and seats reserved by a match.
     fn with_counts(&self, mut next: RoomMetadata) -> RoomMetadata {
         let present = |s: &&Seat| !s.conns.is_empty();
-        next.member_count = self.members_present();
+        let counted = |s: &&Seat| s.role == Role::Member && (!s.conns.is_empty() || s.reserved);
+        next.member_count = self.seats.values().filter(counted).count() as u32;
         next.spectator_count = self.seats.values().filter(present).filter(|s| s.role == Role::Spectator).count() as u32;
         next.connection_count = self.present.len() as u32;
         next

@@ -59,6 +59,7 @@ impl RoomActor {
             conns: Vec::new(),
             present_since: now,
             left_at: Some(now),
+            reserved: false,
         });
         let role_changed = seat.role != role;
         seat.role = role;
@@ -66,6 +67,9 @@ impl RoomActor {
             // The user may have renamed since the seat was taken.
             seat.user = user.clone();
         }
+        // A seat taken without a connection is a match's reservation until
+        // the user connects; one left by a connection is only kept.
+        seat.reserved = sid.is_none() && seat.conns.is_empty();
         let replace: Vec<Arc<str>> = if role_changed { seat.conns.clone() } else { Vec::new() };
         if let Some(sid) = sid {
             if seat.conns.is_empty() {
@@ -179,6 +183,8 @@ impl RoomActor {
         self.role_for(&user, Some(Role::Member), JoinMode::Match { max_members })?;
         self.take_seat(&user, Role::Member, None);
         self.touch();
+        // The reserved seat counts at once: the answer and every list agree.
+        self.commit(self.with_counts(self.meta.clone()), false, None).await?;
         Ok(self.meta.clone())
     }
 

@@ -1,0 +1,50 @@
+//! What can go wrong, typed: the server's own error (with its protocol
+//! code), or the network, or an answer that could not be read.
+
+use app::error::{ErrorBody, ErrorCode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server answered with an error (`docs/protocol.md` section 8).
+    #[error("{}: {}", .0.code, .0.message)]
+    Api(ErrorBody),
+    /// The request did not get an answer: connection refused or lost.
+    #[error("network: {0}")]
+    Network(String),
+    /// No reply within the request's timeout.
+    #[error("no answer within {0:?}")]
+    Timeout(std::time::Duration),
+    /// The server's answer was not what the protocol says.
+    #[error("unreadable answer: {0}")]
+    Decode(String),
+}
+
+impl Error {
+    /// The protocol code of a server error.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Error::Api(e) => Some(e.code),
+            _ => None,
+        }
+    }
+
+    /// Whether sending the same request again may succeed: the network
+    /// failed, or the server said `unavailable` (nothing was changed).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Network(_) | Error::Timeout(_)) || self.code() == Some(ErrorCode::Unavailable)
+    }
+}
+
+impl From<reqwest::Error> for Error {
+    fn from(e: reqwest::Error) -> Self {
+        if e.is_decode() { Error::Decode(e.to_string()) } else { Error::Network(e.to_string()) }
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::Decode(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

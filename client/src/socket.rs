@@ -1,0 +1,387 @@
+//! One WebSocket for the program's whole life: it reconnects with backoff
+//! and jitter, joins again every channel the program is in (each join
+//! reply is a fresh snapshot), keeps the [`Store`] by the delta rule
+//! (re-reading a room over REST on a gap), answers requests with their
+//! replies or a timeout, and hands every event to the program in order.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use app::api::RoomQuery;
+use app::delta::Decision;
+use app::error::ErrorCode;
+use app::protocol::{
+    ChatReply, ChatSend, ClientEvent, Empty, FrameSet, JoinOverviewReply, JoinRoom, JoinRoomReply, LockAcquire,
+    LockMsg, RoomRef, ServerEvent, ServerMessage,
+};
+use app::request::Request;
+use futures::{SinkExt, StreamExt};
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::error::{Error, Result};
+use crate::rest::Client;
+use crate::store::Store;
+
+/// How long a request waits for its reply unless told otherwise.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The close code of a session the server does not know (reconnecting
+/// cannot help).
+const UNAUTHORIZED: u16 = 4001;
+
+/// What the program hears from its socket, in order. Not boxed: nearly
+/// every event is a server event, and boxing would allocate for each.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// Connected (again), before the channels are joined again.
+    Connected,
+    /// The connection ended (with the server's close code, if any); the
+    /// socket reconnects unless the session is gone (4001).
+    Disconnected { code: Option<u16> },
+    /// A room the store fell behind on was read again over REST.
+    Resynced { room_id: String },
+    /// Anything the server sent.
+    Server(ServerEvent),
+}
+
+/// A channel to be in, joined again on every connection.
+#[derive(Clone, Debug, PartialEq)]
+enum Channel {
+    Overview(RoomQuery),
+    Room(String),
+}
+
+type Replier = oneshot::Sender<Result<Box<RawValue>>>;
+
+enum Command {
+    Request {
+        event: ClientEvent,
+        reply: Replier,
+    },
+    /// Ends the current connection (the socket connects again).
+    Drop,
+}
+
+/// The program's handle on its socket; cheap to clone.
+#[derive(Clone)]
+pub struct Socket {
+    commands: mpsc::UnboundedSender<Command>,
+    channels: Arc<Mutex<Vec<Channel>>>,
+    store: Store,
+}
+
+impl Socket {
+    /// Opens the socket of `client`'s session; events arrive on the
+    /// receiver (drop it to ignore them).
+    pub fn open(client: &Client) -> (Socket, mpsc::UnboundedReceiver<Event>) {
+        let (commands, rx) = mpsc::unbounded_channel();
+        let (events, events_rx) = mpsc::unbounded_channel();
+        let socket = Socket { commands, channels: Arc::default(), store: Store::default() };
+        let task = Task {
+            client: client.clone(),
+            store: socket.store.clone(),
+            channels: socket.channels.clone(),
+            events,
+            pending: HashMap::new(),
+            next_id: 0,
+        };
+        tokio::spawn(task.run(rx));
+        (socket, events_rx)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Sends an event and waits for its reply's data, as JSON text.
+    pub async fn request(&self, event: ClientEvent, timeout: Duration) -> Result<Box<RawValue>> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::Request { event, reply }).map_err(|_| closed())?;
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(closed()),
+            Err(_) => Err(Error::Timeout(timeout)),
+        }
+    }
+
+    /// Sends an event and reads its reply as a `T`.
+    pub async fn request_as<T: DeserializeOwned>(&self, event: ClientEvent) -> Result<T> {
+        let data = self.request(event, REQUEST_TIMEOUT).await?;
+        Ok(serde_json::from_str(data.get())?)
+    }
+
+    /// Joins `room:<id>` (and again after every reconnect, once joined).
+    pub async fn join_room(&self, room_id: &str) -> Result<JoinRoomReply> {
+        let channel = Channel::Room(room_id.to_string());
+        self.remember(channel.clone());
+        match self.request_as::<JoinRoomReply>(join_event(&channel)).await {
+            Ok(reply) => {
+                self.store.joined(&reply);
+                Ok(reply)
+            }
+            Err(e) => {
+                self.forget(|c| *c == channel);
+                Err(e)
+            }
+        }
+    }
+
+    pub async fn leave_room(&self, room_id: &str) -> Result<()> {
+        self.forget(|c| matches!(c, Channel::Room(id) if id.eq_ignore_ascii_case(room_id)));
+        self.store.left(room_id);
+        self.request_as::<serde_json::Value>(ClientEvent::LeaveRoom(room(room_id))).await.map(drop)
+    }
+
+    /// Joins the room list with `query` (a window when it has a `limit`).
+    pub async fn join_overview(&self, query: RoomQuery) -> Result<JoinOverviewReply> {
+        self.forget(|c| matches!(c, Channel::Overview(_)));
+        self.remember(Channel::Overview(query.clone()));
+        let page: JoinOverviewReply = self.request_as(ClientEvent::JoinOverview(query)).await?;
+        page.rooms.iter().cloned().for_each(|r| self.store.put(r));
+        Ok(page)
+    }
+
+    pub async fn leave_overview(&self) -> Result<()> {
+        self.forget(|c| matches!(c, Channel::Overview(_)));
+        self.request_as::<serde_json::Value>(ClientEvent::LeaveOverview(Empty {})).await.map(drop)
+    }
+
+    pub async fn send_chat(&self, room_id: &str, text: &str) -> Result<app::model::ChatMessage> {
+        let event = ClientEvent::ChatSend(ChatSend { room_id: room_id.to_string(), text: text.to_string() });
+        let reply: ChatReply = self.request_as(event).await?;
+        self.store.chat_message(&reply.message);
+        Ok(reply.message)
+    }
+
+    /// Takes the room's temporary lock with a message everyone sees.
+    pub async fn lock(&self, room_id: &str, msg: &str, ttl_seconds: u32) -> Result<()> {
+        let event = ClientEvent::LockAcquire(LockAcquire {
+            room_id: room_id.to_string(),
+            msg: Some(msg.to_string()),
+            ttl_seconds: Some(ttl_seconds),
+        });
+        self.request_as::<serde_json::Value>(event).await.map(drop)
+    }
+
+    pub async fn lock_message(&self, room_id: &str, msg: &str) -> Result<()> {
+        let event = ClientEvent::LockMsg(LockMsg { room_id: room_id.to_string(), msg: msg.to_string() });
+        self.request_as::<serde_json::Value>(event).await.map(drop)
+    }
+
+    pub async fn unlock(&self, room_id: &str) -> Result<()> {
+        self.request_as::<serde_json::Value>(ClientEvent::LockRelease(room(room_id))).await.map(drop)
+    }
+
+    pub async fn show_frame(&self, room_id: &str, frame: u64) -> Result<()> {
+        let event = ClientEvent::FrameSet(FrameSet { room_id: room_id.to_string(), frame });
+        self.request_as::<serde_json::Value>(event).await.map(drop)
+    }
+
+    /// Ends the current connection as a network failure would; the socket
+    /// connects again and joins its channels again.
+    pub fn drop_connection(&self) {
+        let _ = self.commands.send(Command::Drop);
+    }
+
+    fn remember(&self, channel: Channel) {
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        if !channels.contains(&channel) {
+            channels.push(channel);
+        }
+    }
+
+    fn forget(&self, which: impl Fn(&Channel) -> bool) {
+        self.channels.lock().unwrap_or_else(|e| e.into_inner()).retain(|c| !which(c));
+    }
+}
+
+fn room(room_id: &str) -> RoomRef {
+    RoomRef { room_id: room_id.to_string() }
+}
+
+fn closed() -> Error {
+    Error::Network("the connection closed before the reply".into())
+}
+
+fn join_event(channel: &Channel) -> ClientEvent {
+    match channel {
+        Channel::Overview(query) => ClientEvent::JoinOverview(query.clone()),
+        Channel::Room(id) => ClientEvent::JoinRoom(JoinRoom { room_id: id.clone(), role: None }),
+    }
+}
+
+/// 250 ms doubling up to 10 s, each delay drawn from its upper half.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = (250u64 << attempt.min(6)).min(10_000);
+    Duration::from_millis(rand::random_range(ceiling / 2..=ceiling))
+}
+
+/// What a request is waiting for.
+enum Pending {
+    Caller(Replier),
+    /// A join sent again after a reconnect: its reply refreshes the store.
+    Rejoin(Channel),
+}
+
+/// The socket's background task. It holds no command sender: it ends
+/// when the program has dropped every [`Socket`].
+struct Task {
+    client: Client,
+    store: Store,
+    channels: Arc<Mutex<Vec<Channel>>>,
+    events: mpsc::UnboundedSender<Event>,
+    pending: HashMap<u64, Pending>,
+    next_id: u64,
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+impl Task {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut attempt = 0;
+        loop {
+            let code = match tokio_tungstenite::connect_async(self.url()).await {
+                Ok((ws, _)) => {
+                    attempt = 0;
+                    let _ = self.events.send(Event::Connected);
+                    match self.connection(ws, &mut commands).await {
+                        Some(code) => code,
+                        None => return, // the program dropped every handle
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot connect");
+                    None
+                }
+            };
+            for (_, pending) in self.pending.drain() {
+                if let Pending::Caller(reply) = pending {
+                    let _ = reply.send(Err(closed()));
+                }
+            }
+            let _ = self.events.send(Event::Disconnected { code });
+            if code == Some(UNAUTHORIZED) {
+                return;
+            }
+            tokio::time::sleep(backoff(attempt)).await;
+            attempt += 1;
+        }
+    }
+
+    fn url(&self) -> String {
+        let base = self.client.base_url().replacen("http", "ws", 1);
+        match self.client.token() {
+            Some(token) => format!("{base}/ws?token={token}"),
+            None => format!("{base}/ws"),
+        }
+    }
+
+    /// Serves one connection; `Some(close code)` when it ended, `None`
+    /// when the program has gone.
+    async fn connection(&mut self, mut ws: Ws, commands: &mut mpsc::UnboundedReceiver<Command>) -> Option<Option<u16>> {
+        let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for channel in channels {
+            let event = join_event(&channel);
+            if self.send(&mut ws, event, Pending::Rejoin(channel)).await.is_err() {
+                return Some(None);
+            }
+        }
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command? {
+                    Command::Request { event, reply } => {
+                        if self.send(&mut ws, event, Pending::Caller(reply)).await.is_err() {
+                            return Some(None);
+                        }
+                    }
+                    Command::Drop => return Some(None),
+                },
+                message = ws.next() => match message {
+                    Some(Ok(Message::Text(text))) => self.on_text(text.as_str()),
+                    Some(Ok(Message::Close(frame))) => return Some(frame.map(|f| u16::from(f.code))),
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => return Some(None),
+                },
+            }
+        }
+    }
+
+    async fn send(&mut self, ws: &mut Ws, event: ClientEvent, pending: Pending) -> Result<()> {
+        self.next_id += 1;
+        let text = serde_json::to_string(&Request { event, id: Some(self.next_id) })?;
+        self.pending.insert(self.next_id, pending);
+        ws.send(Message::text(text)).await.map_err(|e| Error::Network(e.to_string()))
+    }
+
+    fn on_text(&mut self, text: &str) {
+        match ServerMessage::decode(text) {
+            Ok(ServerMessage::Reply(reply)) => {
+                let result = match (reply.ok, reply.data, reply.error) {
+                    (true, data, _) => Ok(data.unwrap_or_default()),
+                    (false, _, Some(e)) => Err(Error::Api(e)),
+                    (false, _, None) => Err(Error::Decode("a failed reply without an error".into())),
+                };
+                match self.pending.remove(&reply.id) {
+                    Some(Pending::Caller(tx)) => {
+                        let _ = tx.send(result);
+                    }
+                    Some(Pending::Rejoin(channel)) => self.rejoined(channel, result),
+                    None => {}
+                }
+            }
+            Ok(ServerMessage::Event(event)) => self.on_event(event),
+            Err(e) => tracing::warn!(error = %e, "unreadable server message"),
+        }
+    }
+
+    fn rejoined(&self, channel: Channel, result: Result<Box<RawValue>>) {
+        let store = &self.store;
+        match (channel, result) {
+            (Channel::Room(_), Ok(data)) => match serde_json::from_str::<JoinRoomReply>(data.get()) {
+                Ok(reply) => store.joined(&reply),
+                Err(e) => tracing::warn!(error = %e, "bad join:room reply"),
+            },
+            (Channel::Overview(_), Ok(data)) => match serde_json::from_str::<JoinOverviewReply>(data.get()) {
+                Ok(page) => page.rooms.into_iter().for_each(|r| store.put(r)),
+                Err(e) => tracing::warn!(error = %e, "bad join:overview reply"),
+            },
+            (Channel::Room(id), Err(Error::Api(e))) if e.code == ErrorCode::NotFound => store.remove(&id),
+            (channel, Err(e)) => tracing::warn!(?channel, error = %e, "could not join again"),
+        }
+    }
+
+    fn on_event(&self, event: ServerEvent) {
+        let store = &self.store;
+        if let ServerEvent::RoomUpdate(delta) = &event
+            && store.apply(delta) == Decision::Resync
+        {
+            self.resync(delta.room_id.clone());
+        }
+        match &event {
+            ServerEvent::RoomDelete(d) => store.remove(&d.room_id),
+            ServerEvent::RoomClosed(d) => store.remove(&d.room_id),
+            ServerEvent::PresenceDiff(diff) => store.presence_diff(diff),
+            ServerEvent::OverviewWindow(w) => w.enter.iter().cloned().for_each(|r| store.put(r)),
+            ServerEvent::ChatMessageNew(e) | ServerEvent::ChatMessageUpdated(e) => store.chat_message(&e.message),
+            _ => {}
+        }
+        let _ = self.events.send(Event::Server(event));
+    }
+
+    /// Reads a room the store fell behind on, then says so.
+    fn resync(&self, room_id: String) {
+        let (client, store, events) = (self.client.clone(), self.store.clone(), self.events.clone());
+        tokio::spawn(async move {
+            match client.room(&room_id).await {
+                Ok(room) => store.put(room),
+                Err(Error::Api(e)) if e.code == ErrorCode::NotFound => store.remove(&room_id),
+                Err(e) => return tracing::warn!(room = %room_id, error = %e, "re-sync failed"),
+            }
+            let _ = events.send(Event::Resynced { room_id });
+        });
+    }
+}
