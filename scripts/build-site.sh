@@ -25,16 +25,17 @@ fi
 site=target/site
 pkg="$site/pkg"
 
-# The server builds in the background while the wasm-bindgen CLI is
-# installed (when missing) and the front end builds in a target directory
-# of its own (one directory would make the two builds take turns): on two
-# cores this takes about a third less time than one after the other.
+# The server builds in the background from the start, while what the
+# front end needs is installed when missing (the wasm target and npm
+# packages are downloads, so they cost the build nothing) and the front
+# end builds in a target directory of its own (one directory would make
+# the two builds take turns).
 say "server (cargo build ${server_args[*]:-}), in the background"
 server_log=$(mktemp)
 cargo build --quiet -p roomcast --bin roomcast "${server_args[@]}" >"$server_log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
-scripts/setup.sh wasm-bindgen
+scripts/setup.sh site
 front_dir="$CARGO_TARGET_DIR/front"
 say "front end (cargo build --target wasm32-unknown-unknown, profile ${wasm_profile})"
 if $release && [ -n "${ROOMCAST_NIGHTLY:-}" ]; then

@@ -4,7 +4,6 @@
 # server (see `roomcast --help`), e.g. scripts/run.sh --addr 0.0.0.0:8080
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh run
 scripts/build-site.sh --release
 source scripts/env.sh
 exec "$CARGO_TARGET_DIR/release/roomcast" --site-root target/site "$@"

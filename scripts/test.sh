@@ -27,6 +27,7 @@ step "clippy (server + app/ssr, app alone and with its UI, frontend + app/hydrat
 cargo clippy -p roomcast --all-targets -- -D warnings
 cargo clippy -p app --all-targets -- -D warnings
 cargo clippy -p app --all-targets --features ui -- -D warnings
+cargo clippy -p app --all-targets --features schema -- -D warnings
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 cargo clippy -p roomcast-bench -- -D warnings
 cargo clippy -p roomcast-client -p roomcast-cli --all-targets -- -D warnings
@@ -34,6 +35,8 @@ cargo clippy -p roomcast-client -p roomcast-cli --all-targets -- -D warnings
 step "app: unit and property tests, decoder fuzzing (20000 cases per property), then the UI's unit tests"
 PROPTEST_CASES=20000 cargo test -p app
 cargo test -p app --features ui --lib
+# docs/protocol.schema.json is what the types generate.
+cargo test -p app --features schema --test schema
 
 step "server: unit and integration tests on SQLite (incl. SIGKILL crash rounds and 60 s convergence runs), and the two-server tests on Redis"
 cargo build -p roomcast-cli  # tests/cli.rs runs it

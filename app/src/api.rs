@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::model::{ChatMessage, Role, RoomMetadata, RoomStatus};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SessionRequest {
     pub user_name: String,
@@ -15,6 +16,7 @@ pub struct SessionRequest {
 /// A session as `POST /api/session` returns it (with the token) and as
 /// `GET/PATCH /api/session` return it (without).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SessionInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -24,6 +26,7 @@ pub struct SessionInfo {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateRoom {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -42,6 +45,7 @@ pub struct CreateRoom {
 
 /// `PATCH /api/rooms/{id}`. `description: null` clears the description.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PatchRoom {
     #[serde(default, deserialize_with = "crate::delta::present", skip_serializing_if = "Option::is_none")]
@@ -59,6 +63,7 @@ pub struct PatchRoom {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DefaultRoomRequest {
     pub room_id: String,
@@ -66,6 +71,7 @@ pub struct DefaultRoomRequest {
 
 /// The order of the room list: by creation time, then id.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RoomSort {
     #[default]
@@ -85,6 +91,7 @@ pub const MAX_QUERY_CHARS: usize = 100;
 /// description, ignoring case; `after` is the `next` cursor of the page
 /// before.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoomQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -144,6 +151,7 @@ fn percent_encode(value: &str) -> String {
 /// One page of the room list: the rooms, how many rooms match the query
 /// in all, and the cursor of the next page (`None` on the last).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RoomPage {
     pub rooms: Vec<RoomMetadata>,
     #[serde(default)]
@@ -153,12 +161,14 @@ pub struct RoomPage {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct FramesAppended {
     pub frame_count: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct FramePage {
     pub frames: Vec<Value>,
@@ -167,11 +177,13 @@ pub struct FramePage {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ChatPage {
     pub messages: Vec<ChatMessage>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MatchBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -180,6 +192,7 @@ pub struct MatchBody {
 
 /// What `POST /api/match` answers: the room and the seat held in it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Matched {
     pub room: RoomMetadata,
     pub role: Role,

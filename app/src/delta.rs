@@ -21,6 +21,7 @@ macro_rules! room_delta {
         /// The fields of a room that changed between versions `base` and
         /// `version`, each at its value at `version`.
         #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+        #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
         #[serde(rename_all = "camelCase")]
         pub struct RoomDelta {
             pub room_id: String,

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     BadRequest,
@@ -89,6 +90,7 @@ impl std::fmt::Display for ErrorCode {
 /// `{"code","message"}`, plus `retryAfterMs` for `rate_limited` and
 /// `unavailable`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 #[error("{code}: {message}")]
 pub struct ErrorBody {
@@ -106,6 +108,7 @@ impl ErrorBody {
 
 /// The REST error answer: `{"error":{...}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ErrorResponse {
     pub error: ErrorBody,
 }

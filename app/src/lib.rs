@@ -12,6 +12,8 @@ pub mod ids;
 pub mod model;
 pub mod protocol;
 pub mod request;
+#[cfg(feature = "schema")]
+pub mod schema;
 
 #[cfg(feature = "ui")]
 pub mod client;

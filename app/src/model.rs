@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// What happens in a room: waiting for members, running, or over.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RoomStatus {
     #[default]
@@ -25,6 +26,7 @@ impl RoomStatus {
 
 /// How a user takes part in a room.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     #[default]
@@ -34,6 +36,7 @@ pub enum Role {
 
 /// The room's temporary lock, as everyone sees it (section 6.3).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LockMetadata {
     pub msg: Option<String>,
@@ -44,6 +47,7 @@ pub struct LockMetadata {
 
 /// Everything a viewer of the room list or a room page knows about a room.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RoomMetadata {
     pub id: String,
@@ -96,6 +100,7 @@ impl RoomMetadata {
 
 /// One connection present in a room.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Presence {
     pub room_id: String,
@@ -107,6 +112,7 @@ pub struct Presence {
 
 /// One chat message; `id` increases within the room.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ChatMessage {
     pub id: u64,
@@ -120,6 +126,7 @@ pub struct ChatMessage {
 
 /// Why a room went away.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum DeleteReason {
     Deleted,

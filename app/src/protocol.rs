@@ -11,6 +11,46 @@ use crate::delta::RoomDelta;
 use crate::error::{ErrorBody, ErrorCode};
 use crate::model::{ChatMessage, DeleteReason, Presence, Role, RoomMetadata};
 
+/// An event enum whose wire names are spelled once: each variant's name
+/// gives its serde tag, [`name`](ClientEvent::name), the list of every
+/// name, and `decode`, which reads a payload by name straight into its
+/// type (not through serde's adjacently tagged enum code, which buffers
+/// content and is large in the WASM client).
+macro_rules! events {
+    ($(#[$meta:meta])* pub enum $enum:ident { $($variant:ident($payload:ty) = $wire:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+        #[serde(tag = "event", content = "data")]
+        pub enum $enum {
+            $(#[serde(rename = $wire)] $variant($payload),)*
+        }
+
+        impl $enum {
+            /// Every event's wire name.
+            pub const NAMES: &[&str] = &[$($wire),*];
+
+            /// The wire name of the event, as in the `event` field.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $($enum::$variant(_) => $wire,)*
+                }
+            }
+
+            /// An event from its name and its `data` as JSON text.
+            pub fn decode(name: &str, data: &str) -> Result<$enum, serde_json::Error> {
+                Ok(match name {
+                    $($wire => $enum::$variant(serde_json::from_str(data)?),)*
+                    other => {
+                        let kind = stringify!($enum);
+                        return Err(serde::de::Error::custom(format!("unknown {kind} `{other}`")));
+                    }
+                })
+            }
+        }
+    };
+}
+
 /// Channel every room-list viewer joins.
 pub const OVERVIEW_CHANNEL: &str = "overview:public";
 
@@ -21,15 +61,18 @@ pub fn room_channel(room_id: &str) -> String {
 
 /// A payload with no fields (`{}`); unknown fields are ignored.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Empty {}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RoomRef {
     pub room_id: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct JoinRoom {
     pub room_id: String,
@@ -38,6 +81,7 @@ pub struct JoinRoom {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MatchRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -45,6 +89,7 @@ pub struct MatchRequest {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LockAcquire {
     pub room_id: String,
@@ -55,6 +100,7 @@ pub struct LockAcquire {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LockRefresh {
     pub room_id: String,
@@ -63,6 +109,7 @@ pub struct LockRefresh {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LockMsg {
     pub room_id: String,
@@ -70,6 +117,7 @@ pub struct LockMsg {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct FrameSet {
     pub room_id: String,
@@ -77,6 +125,7 @@ pub struct FrameSet {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ChatSend {
     pub room_id: String,
@@ -84,6 +133,7 @@ pub struct ChatSend {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ChatEdit {
     pub room_id: String,
@@ -99,6 +149,7 @@ pub const MAX_PRESENCE_PAGE: u32 = 500;
 /// `presence:page`: entries of a room's presence from `offset` on, in
 /// presence order (members before spectators, each longest present first).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PresencePageRequest {
     pub room_id: String,
@@ -109,6 +160,7 @@ pub struct PresencePageRequest {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PresencePage {
     pub presence: Vec<Presence>,
@@ -116,6 +168,7 @@ pub struct PresencePage {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum SignalKind {
     Offer,
@@ -124,6 +177,7 @@ pub enum SignalKind {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SignalSend {
     pub room_id: String,
@@ -132,76 +186,32 @@ pub struct SignalSend {
     pub payload: Value,
 }
 
-/// Every event a client may send.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "event", content = "data")]
-pub enum ClientEvent {
-    #[serde(rename = "join:overview")]
-    JoinOverview(RoomQuery),
-    #[serde(rename = "leave:overview")]
-    LeaveOverview(Empty),
-    #[serde(rename = "join:room")]
-    JoinRoom(JoinRoom),
-    #[serde(rename = "leave:room")]
-    LeaveRoom(RoomRef),
-    #[serde(rename = "match")]
-    Match(MatchRequest),
-    #[serde(rename = "room:start")]
-    RoomStart(RoomRef),
-    #[serde(rename = "room:finish")]
-    RoomFinish(RoomRef),
-    #[serde(rename = "keep_alive")]
-    KeepAlive(RoomRef),
-    #[serde(rename = "lock:acquire")]
-    LockAcquire(LockAcquire),
-    #[serde(rename = "lock:refresh")]
-    LockRefresh(LockRefresh),
-    #[serde(rename = "lock:msg")]
-    LockMsg(LockMsg),
-    #[serde(rename = "lock:release")]
-    LockRelease(RoomRef),
-    #[serde(rename = "presenter:request")]
-    PresenterRequest(RoomRef),
-    #[serde(rename = "presenter:release")]
-    PresenterRelease(RoomRef),
-    #[serde(rename = "frame:set")]
-    FrameSet(FrameSet),
-    #[serde(rename = "chat:send")]
-    ChatSend(ChatSend),
-    #[serde(rename = "chat:edit")]
-    ChatEdit(ChatEdit),
-    #[serde(rename = "signal")]
-    Signal(SignalSend),
-    #[serde(rename = "presence:page")]
-    PresencePage(PresencePageRequest),
+events! {
+    /// Every event a client may send.
+    pub enum ClientEvent {
+        JoinOverview(RoomQuery) = "join:overview",
+        LeaveOverview(Empty) = "leave:overview",
+        JoinRoom(JoinRoom) = "join:room",
+        LeaveRoom(RoomRef) = "leave:room",
+        Match(MatchRequest) = "match",
+        RoomStart(RoomRef) = "room:start",
+        RoomFinish(RoomRef) = "room:finish",
+        KeepAlive(RoomRef) = "keep_alive",
+        LockAcquire(LockAcquire) = "lock:acquire",
+        LockRefresh(LockRefresh) = "lock:refresh",
+        LockMsg(LockMsg) = "lock:msg",
+        LockRelease(RoomRef) = "lock:release",
+        PresenterRequest(RoomRef) = "presenter:request",
+        PresenterRelease(RoomRef) = "presenter:release",
+        FrameSet(FrameSet) = "frame:set",
+        ChatSend(ChatSend) = "chat:send",
+        ChatEdit(ChatEdit) = "chat:edit",
+        Signal(SignalSend) = "signal",
+        PresencePage(PresencePageRequest) = "presence:page",
+    }
 }
 
 impl ClientEvent {
-    /// The wire name of the event, as in the `event` field.
-    pub fn name(&self) -> &'static str {
-        match self {
-            ClientEvent::JoinOverview(_) => "join:overview",
-            ClientEvent::LeaveOverview(_) => "leave:overview",
-            ClientEvent::JoinRoom(_) => "join:room",
-            ClientEvent::LeaveRoom(_) => "leave:room",
-            ClientEvent::Match(_) => "match",
-            ClientEvent::RoomStart(_) => "room:start",
-            ClientEvent::RoomFinish(_) => "room:finish",
-            ClientEvent::KeepAlive(_) => "keep_alive",
-            ClientEvent::LockAcquire(_) => "lock:acquire",
-            ClientEvent::LockRefresh(_) => "lock:refresh",
-            ClientEvent::LockMsg(_) => "lock:msg",
-            ClientEvent::LockRelease(_) => "lock:release",
-            ClientEvent::PresenterRequest(_) => "presenter:request",
-            ClientEvent::PresenterRelease(_) => "presenter:release",
-            ClientEvent::FrameSet(_) => "frame:set",
-            ClientEvent::ChatSend(_) => "chat:send",
-            ClientEvent::ChatEdit(_) => "chat:edit",
-            ClientEvent::Signal(_) => "signal",
-            ClientEvent::PresencePage(_) => "presence:page",
-        }
-    }
-
     /// The room an event is about, for every event but the overview ones and
     /// `match`.
     pub fn room_id(&self) -> Option<&str> {
@@ -228,6 +238,7 @@ impl ClientEvent {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RoomDeleted {
     pub room_id: String,
@@ -238,6 +249,7 @@ pub struct RoomDeleted {
 /// the last diff (at most one per room per presence tick). Apply: drop
 /// `leaves`, append `joins`, then order members before spectators.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PresenceDiff {
     pub room_id: String,
@@ -249,6 +261,7 @@ pub struct PresenceDiff {
 /// subscription, how many rooms now match its query, and the cursor after
 /// the window's last room while the window is full.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct OverviewWindow {
     pub enter: Vec<RoomMetadata>,
@@ -259,6 +272,7 @@ pub struct OverviewWindow {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct FrameUpdate {
     pub room_id: String,
@@ -267,6 +281,7 @@ pub struct FrameUpdate {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ChatEvent {
     pub room_id: String,
@@ -274,6 +289,7 @@ pub struct ChatEvent {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SignalRelay {
     pub room_id: String,
@@ -283,6 +299,7 @@ pub struct SignalRelay {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RoomWarning {
     pub room_id: String,
@@ -291,6 +308,7 @@ pub struct RoomWarning {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RoomClosed {
     pub room_id: String,
@@ -300,6 +318,7 @@ pub struct RoomClosed {
 /// `error` event: a failed request without `id`, or a frame that could not
 /// be read.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorEvent {
     pub code: ErrorCode,
@@ -311,39 +330,28 @@ pub struct ErrorEvent {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ServerShutdown {
     pub retry_after_ms: u64,
 }
 
-/// Every event the server pushes (besides replies).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "event", content = "data")]
-pub enum ServerEvent {
-    #[serde(rename = "room:update")]
-    RoomUpdate(RoomDelta),
-    #[serde(rename = "room:delete")]
-    RoomDelete(RoomDeleted),
-    #[serde(rename = "presence:diff")]
-    PresenceDiff(PresenceDiff),
-    #[serde(rename = "overview:window")]
-    OverviewWindow(OverviewWindow),
-    #[serde(rename = "frame_update")]
-    FrameUpdate(FrameUpdate),
-    #[serde(rename = "chat:message:new")]
-    ChatMessageNew(ChatEvent),
-    #[serde(rename = "chat:message:updated")]
-    ChatMessageUpdated(ChatEvent),
-    #[serde(rename = "signal")]
-    Signal(SignalRelay),
-    #[serde(rename = "room:warning")]
-    RoomWarning(RoomWarning),
-    #[serde(rename = "room:closed")]
-    RoomClosed(RoomClosed),
-    #[serde(rename = "error")]
-    Error(ErrorEvent),
-    #[serde(rename = "server:shutdown")]
-    ServerShutdown(ServerShutdown),
+events! {
+    /// Every event the server pushes (besides replies).
+    pub enum ServerEvent {
+        RoomUpdate(RoomDelta) = "room:update",
+        RoomDelete(RoomDeleted) = "room:delete",
+        PresenceDiff(PresenceDiff) = "presence:diff",
+        OverviewWindow(OverviewWindow) = "overview:window",
+        FrameUpdate(FrameUpdate) = "frame_update",
+        ChatMessageNew(ChatEvent) = "chat:message:new",
+        ChatMessageUpdated(ChatEvent) = "chat:message:updated",
+        Signal(SignalRelay) = "signal",
+        RoomWarning(RoomWarning) = "room:warning",
+        RoomClosed(RoomClosed) = "room:closed",
+        Error(ErrorEvent) = "error",
+        ServerShutdown(ServerShutdown) = "server:shutdown",
+    }
 }
 
 impl ServerEvent {
@@ -357,11 +365,13 @@ impl ServerEvent {
 /// The answer to a request that carried an `id`. Its data stays JSON text
 /// until the code that asked reads it into the type it expects.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Reply {
     pub event: ReplyTag,
     pub id: u64,
     pub ok: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<Value>"))]
     pub data: Option<Box<RawValue>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody>,
@@ -369,6 +379,7 @@ pub struct Reply {
 
 /// The constant `"reply"` in a reply's `event` field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum ReplyTag {
     #[serde(rename = "reply")]
     Reply,
@@ -427,32 +438,11 @@ impl ServerMessage {
     }
 }
 
-impl ServerEvent {
-    /// An event from its name and its `data` as JSON text.
-    pub fn decode(name: &str, data: &str) -> Result<ServerEvent, serde_json::Error> {
-        use serde_json::from_str as read;
-        Ok(match name {
-            "room:update" => ServerEvent::RoomUpdate(read(data)?),
-            "room:delete" => ServerEvent::RoomDelete(read(data)?),
-            "presence:diff" => ServerEvent::PresenceDiff(read(data)?),
-            "overview:window" => ServerEvent::OverviewWindow(read(data)?),
-            "frame_update" => ServerEvent::FrameUpdate(read(data)?),
-            "chat:message:new" => ServerEvent::ChatMessageNew(read(data)?),
-            "chat:message:updated" => ServerEvent::ChatMessageUpdated(read(data)?),
-            "signal" => ServerEvent::Signal(read(data)?),
-            "room:warning" => ServerEvent::RoomWarning(read(data)?),
-            "room:closed" => ServerEvent::RoomClosed(read(data)?),
-            "error" => ServerEvent::Error(read(data)?),
-            "server:shutdown" => ServerEvent::ServerShutdown(read(data)?),
-            other => return Err(serde::de::Error::custom(format!("unknown server event `{other}`"))),
-        })
-    }
-}
-
 /// The `join:overview` reply: the first page of the query.
 pub type JoinOverviewReply = RoomPage;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct JoinRoomReply {
     /// The joining connection's own id (an addition to PROTOCOL.md: a
     /// client needs it to know which presence entry and presenter is its own).
@@ -466,12 +456,14 @@ pub struct JoinRoomReply {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LockReply {
     pub expires_at: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ChatReply {
     pub message: ChatMessage,
 }
@@ -479,6 +471,20 @@ pub struct ChatReply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_event_name_is_spelled_once_and_decodes_to_its_variant() {
+        for names in [ClientEvent::NAMES, ServerEvent::NAMES] {
+            let unique: std::collections::HashSet<&&str> = names.iter().collect();
+            assert_eq!(unique.len(), names.len(), "{names:?}");
+        }
+        assert_eq!(ClientEvent::NAMES.len(), 19);
+        let join = ClientEvent::decode("join:room", r#"{"roomId":"a"}"#).unwrap();
+        assert_eq!(join.name(), "join:room");
+        assert_eq!(serde_json::to_value(&join).unwrap()["event"], "join:room", "serde uses the same name");
+        let e = ServerEvent::decode("no:such", "{}").unwrap_err();
+        assert!(e.to_string().contains("unknown ServerEvent `no:such`"), "{e}");
+    }
 
     #[test]
     fn server_events_use_wire_names() {
