@@ -11,16 +11,17 @@ cd "$(dirname "$0")/.."
 mode="${1:-test}"
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
-# The wasm-bindgen CLI at Cargo.lock's exact version. Built lightly
-# optimised (opt-level 1, no LTO): it compiles in half the time and still
-# processes a release WASM in about a second.
+# The wasm-bindgen CLI at Cargo.lock's exact version: only the
+# `wasm-bindgen` binary, without the test runner's TLS (rustls and ring),
+# lightly optimised (opt-level 1, no LTO). It compiles in well under half
+# the time and still processes a release WASM in about a second.
 install_wasm_bindgen() {
   local wbg
   wbg=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
   if ! wasm-bindgen --version 2>/dev/null | grep -q " ${wbg}\$"; then
     say "cargo install wasm-bindgen-cli ${wbg}"
     CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
-      cargo install --quiet wasm-bindgen-cli --version "$wbg"
+      cargo install --quiet wasm-bindgen-cli --version "$wbg" --no-default-features --bin wasm-bindgen
   fi
 }
 
