@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs what Roomcast needs to build, run and test, skipping whatever is
-# already there. Usage: scripts/setup.sh [site|test|dev]   (default: test)
-#   site: what building the site needs: the wasm target, npm packages
-#         (binaryen's wasm-opt), the wasm-bindgen CLI (about 2 min once);
-#         scripts/build-site.sh runs this while the server builds
-#   test: all of that, plus Chromium and Redis from Debian
-#   dev:  site's, plus cargo-leptos for `cargo leptos watch`
+# already there. Usage: scripts/setup.sh [site|wasm-bindgen|test|dev]
+#   site: the wasm target and npm packages (binaryen's wasm-opt): what
+#         scripts/build-site.sh needs first (downloads, while the server
+#         builds)
+#   wasm-bindgen: the wasm-bindgen CLI (compiled once; build-site.sh runs
+#         it beside the front end's build)
+#   test: all of that, plus Chromium and Redis from Debian (the default)
+#   dev:  the same as test without Debian's packages, plus cargo-leptos
+#         for `cargo leptos watch`
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-test}"
@@ -24,6 +27,11 @@ install_wasm_bindgen() {
       cargo install --quiet wasm-bindgen-cli --version "$wbg" --no-default-features --bin wasm-bindgen
   fi
 }
+
+if [ "$mode" = wasm-bindgen ]; then
+  install_wasm_bindgen
+  exit 0
+fi
 
 if [ "$mode" = test ]; then
   missing=()
@@ -56,5 +64,6 @@ if ! (cd end2end && npm ls --silent >/dev/null 2>&1); then
   say "npm ci (end2end)"
   (cd end2end && npm ci --no-audit --no-fund --loglevel=error)
 fi
-install_wasm_bindgen
+# scripts/build-site.sh installs it itself, beside its builds.
+[ "$mode" = site ] || install_wasm_bindgen
 say "ready"
