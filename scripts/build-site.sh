@@ -25,54 +25,33 @@ fi
 site=target/site
 pkg="$site/pkg"
 
-# Three jobs at once, so that neither core waits at another's serial
-# tail: the server builds from the start; the wasm target and npm
-# packages are fetched meanwhile (downloads); then the wasm-bindgen CLI
-# is compiled when missing while the front end builds in a target
-# directory of its own (one directory would make the builds take turns).
-say "server (cargo build ${server_args[*]:-}), in the background"
-server_log=$(mktemp)
-cargo build --quiet -p roomcast --bin roomcast "${server_args[@]}" >"$server_log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
+# One step after another: on two cores, building the server, the
+# wasm-bindgen CLI and the front end at once took longer (each build's
+# proc macros twice, in two target directories, and the three competing)
+# than in turn.
 scripts/setup.sh site
-tools_log=$(mktemp)
-scripts/setup.sh wasm-bindgen >"$tools_log" 2>&1 &
-tools=$!
-trap 'kill $server $tools 2>/dev/null || true' EXIT
-front_dir="$CARGO_TARGET_DIR/front"
+say "server (cargo build ${server_args[*]:-})"
+cargo build -p roomcast --bin roomcast "${server_args[@]}"
 say "front end (cargo build --target wasm32-unknown-unknown, profile ${wasm_profile})"
 if $release && [ -n "${ROOMCAST_NIGHTLY:-}" ]; then
-  # Smaller (356 KB gzipped instead of ~420 KB): a nightly rebuilds std for
+  # Smaller (356 KB gzipped instead of ~400 KB): a nightly rebuilds std for
   # size, and panics abort without a message. Opt in with e.g.
   # ROOMCAST_NIGHTLY=nightly-2026-05-20 (rustup toolchain install it with
   # --component rust-src); RUSTFLAGS replaces .cargo/config.toml's flag.
   RUSTFLAGS="--cfg erase_components -Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none" \
     cargo "+$ROOMCAST_NIGHTLY" build -p frontend --lib --target wasm32-unknown-unknown --profile wasm-release \
-    --target-dir "$front_dir" -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
+    -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
 elif $release; then
-  cargo build -p frontend --lib --target wasm32-unknown-unknown --profile wasm-release --target-dir "$front_dir"
+  cargo build -p frontend --lib --target wasm32-unknown-unknown --profile wasm-release
 else
-  cargo build -p frontend --lib --target wasm32-unknown-unknown --target-dir "$front_dir"
+  cargo build -p frontend --lib --target wasm32-unknown-unknown
 fi
-if ! wait $server; then
-  cat "$server_log"
-  exit 1
-fi
-say "server built"
-if ! wait $tools; then
-  cat "$tools_log"
-  exit 1
-fi
-cat "$tools_log"
-trap - EXIT
-rm -f "$server_log" "$tools_log"
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 say "wasm-bindgen"
 wasm-bindgen --target web --no-typescript --out-dir "$out" --out-name roomcast \
-  "$front_dir/wasm32-unknown-unknown/$wasm_profile/frontend.wasm"
+  "$CARGO_TARGET_DIR/wasm32-unknown-unknown/$wasm_profile/frontend.wasm"
 if $release; then
   # One -Oz pipeline: --converge (repeat until nothing shrinks) took a
   # minute more for under 1% of the size.

@@ -1,11 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Roomcast needs to build, run and test, skipping whatever is
 # already there. Usage: scripts/setup.sh [site|wasm-bindgen|test|dev]
-#   site: the wasm target and npm packages (binaryen's wasm-opt): what
-#         scripts/build-site.sh needs first (downloads, while the server
-#         builds)
-#   wasm-bindgen: the wasm-bindgen CLI (compiled once; build-site.sh runs
-#         it beside the front end's build)
+#   site: what scripts/build-site.sh needs: the wasm target, npm packages
+#         (binaryen's wasm-opt), the wasm-bindgen CLI (compiled once)
+#   wasm-bindgen: the wasm-bindgen CLI alone
 #   test: all of that, plus Chromium and Redis from Debian (the default)
 #   dev:  the same as test without Debian's packages, plus cargo-leptos
 #         for `cargo leptos watch`
@@ -64,6 +62,5 @@ if ! (cd end2end && npm ls --silent >/dev/null 2>&1); then
   say "npm ci (end2end)"
   (cd end2end && npm ci --no-audit --no-fund --loglevel=error)
 fi
-# scripts/build-site.sh installs it itself, beside its builds.
-[ "$mode" = site ] || install_wasm_bindgen
+install_wasm_bindgen
 say "ready"
