@@ -25,19 +25,14 @@ fi
 site=target/site
 pkg="$site/pkg"
 
-# The server first, alone; then the front end while the wasm-bindgen CLI
-# compiles (when missing) in cargo install's own directory, which fills
-# the core the front end's final single-threaded link leaves idle.
-# Measured on two cores: all three at once took longer (proc macros built
-# twice in two target directories, three jobs competing), and one after
-# another 488 s from nothing.
+# One step after another: on two cores, building the server, the
+# wasm-bindgen CLI and the front end at once took longer (each build's
+# proc macros twice, in two target directories, and the three competing)
+# than in turn, and so did the CLI beside the front end's build
+# (docs/benchmarks.md).
 scripts/setup.sh site
 say "server (cargo build ${server_args[*]:-})"
 cargo build -p roomcast --bin roomcast "${server_args[@]}"
-tools_log=$(mktemp)
-scripts/setup.sh wasm-bindgen >"$tools_log" 2>&1 &
-tools=$!
-trap 'kill $tools 2>/dev/null || true' EXIT
 say "front end (cargo build --target wasm32-unknown-unknown, profile ${wasm_profile})"
 if $release && [ -n "${ROOMCAST_NIGHTLY:-}" ]; then
   # Smaller (356 KB gzipped instead of ~400 KB): a nightly rebuilds std for
@@ -52,13 +47,6 @@ elif $release; then
 else
   cargo build -p frontend --lib --target wasm32-unknown-unknown
 fi
-if ! wait $tools; then
-  cat "$tools_log"
-  exit 1
-fi
-cat "$tools_log"
-rm -f "$tools_log"
-trap - EXIT
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

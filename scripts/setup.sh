@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Roomcast needs to build, run and test, skipping whatever is
 # already there. Usage: scripts/setup.sh [site|wasm-bindgen|test|dev]
-#   site: what scripts/build-site.sh needs first: the wasm target, npm
-#         packages (binaryen's wasm-opt)
-#   wasm-bindgen: the wasm-bindgen CLI (compiled once; build-site.sh runs
-#         this beside the front end's build)
+#   site: what scripts/build-site.sh needs: the wasm target, npm packages
+#         (binaryen's wasm-opt), the wasm-bindgen CLI (compiled once)
+#   wasm-bindgen: the wasm-bindgen CLI alone
 #   test: all of that, plus Chromium and Redis from Debian (the default)
 #   dev:  the same as test without Debian's packages, plus cargo-leptos
 #         for `cargo leptos watch`
@@ -63,6 +62,5 @@ if ! (cd end2end && npm ls --silent >/dev/null 2>&1); then
   say "npm ci (end2end)"
   (cd end2end && npm ci --no-audit --no-fund --loglevel=error)
 fi
-# build-site.sh installs it itself, beside the front end's build.
-[ "$mode" = site ] || install_wasm_bindgen
+install_wasm_bindgen
 say "ready"
