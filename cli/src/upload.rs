@@ -17,6 +17,9 @@ use serde_json::value::RawValue;
 
 /// How long the lock lives without a refresh.
 const LOCK_TTL: u32 = 60;
+/// How often the lock's message ("Uploading 300/1000 frames") changes at
+/// most: often enough to watch, well within the socket's event rate.
+const MESSAGE_EVERY: Duration = Duration::from_millis(500);
 /// How long a lost server is waited for before giving up.
 const PATIENCE: Duration = Duration::from_secs(120);
 
@@ -105,13 +108,18 @@ pub async fn run(client: &Client, room: &str, file: &Path, chunk: usize) -> Resu
         bar.set_style(style);
     }
     let mut done = 0;
+    let mut told = tokio::time::Instant::now();
     let result = async {
         for part in frames.chunks(chunk.max(1)) {
             up.append(part, start + done as u64, done).await?;
             done += part.len();
             bar.set_position(done as u64);
+            if done == up.total || told.elapsed() < MESSAGE_EVERY {
+                continue;
+            }
+            told = tokio::time::Instant::now();
             // A restart of the server ends the lock: take it again.
-            if done < up.total && up.socket.lock_message(room, &up.message(done)).await.is_err() {
+            if up.socket.lock_message(room, &up.message(done)).await.is_err() {
                 eprintln!("the lock was lost at frame {done}; taking it again");
                 up.lock(done).await?;
             }
