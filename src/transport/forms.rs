@@ -4,7 +4,7 @@
 //! never reach these.
 
 use app::api::CreateRoom;
-use app::error::{ErrorBody, ErrorCode};
+use app::error::ErrorBody;
 use axum::Router;
 use axum::extract::{Extension, Form, Query, State};
 use axum::http::header::{LOCATION, SET_COOKIE};
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::{cookie_token, session_cookie};
 use super::error::error_body;
-use super::limits::LimitKind;
+use super::rest::session_slot;
 use super::state::AppState;
 use super::throttle::ClientIp;
 use super::ws::origin_allowed;
@@ -92,17 +92,11 @@ async fn user_or_guest(
     {
         return Ok((user, None));
     }
-    if let Some(ClientIp(ip)) = client
-        && state.throttle.sessions.take(ip).is_err()
-    {
-        state.limits.hit(LimitKind::SessionRate);
-        return Err(ErrorBody::new(ErrorCode::RateLimited, "too many new sessions from this address; wait a minute"));
-    }
+    session_slot(state, client).map_err(|e| e.0)?;
     let name = format!("guest-{}", rand::random_range(1000..10_000));
     let info = state.sessions.create(&name).await?;
     let token = info.token.unwrap_or_default();
-    let user =
-        state.sessions.resolve(&token).await?.ok_or_else(|| ErrorBody::new(ErrorCode::Internal, "no session"))?;
+    let user = User { id: info.user_id.into(), name: info.user_name.into() };
     Ok((user, Some(session_cookie(&token, state.config.secure_cookie))))
 }
 

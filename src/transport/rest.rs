@@ -54,16 +54,23 @@ async fn create_session(
     client: Option<Extension<ClientIp>>,
     Json(req): Json<SessionRequest>,
 ) -> ApiResult<Response> {
-    if let Some(Extension(ClientIp(ip))) = client
+    session_slot(&state, client.map(|Extension(ip)| ip))?;
+    let info = state.sessions.create(&req.user_name).await?;
+    let token = info.token.clone().unwrap_or_default();
+    let cookie = session_cookie(&token, state.config.secure_cookie);
+    Ok(([(SET_COOKIE, cookie)], Json(info)).into_response())
+}
+
+/// Takes one of the address's new-session slots (the stricter session
+/// rate), or answers `rate_limited`.
+pub(super) fn session_slot(state: &AppState, client: Option<ClientIp>) -> ApiResult<()> {
+    if let Some(ClientIp(ip)) = client
         && let Err(wait) = state.throttle.sessions.take(ip)
     {
         state.limits.hit(LimitKind::SessionRate);
         return Err(rate_limited(LimitKind::SessionRate, wait));
     }
-    let info = state.sessions.create(&req.user_name).await?;
-    let token = info.token.clone().unwrap_or_default();
-    let cookie = session_cookie(&token, state.config.secure_cookie);
-    Ok(([(SET_COOKIE, cookie)], Json(info)).into_response())
+    Ok(())
 }
 
 async fn get_session(who: CurrentUser) -> Json<SessionInfo> {
