@@ -82,7 +82,7 @@ async fn the_commands_print_what_they_did_and_exit_with_clear_codes() {
     let mut create = cli(&server, &token);
     create.args(["create", "--id", "from-cli", "--description", "made in a shell"]);
     let made = output(create).await;
-    assert!(made.status.success());
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     assert_eq!(String::from_utf8_lossy(&made.stdout).trim(), "from-cli");
 
     let mut rooms = cli(&server, &token);
