@@ -130,6 +130,10 @@ pub struct FrameSet {
 pub struct ChatSend {
     pub room_id: String,
     pub text: String,
+    /// An idempotency key: a retry with the same key gets the first send's
+    /// reply, and the message is stored once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

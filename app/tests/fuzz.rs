@@ -94,7 +94,7 @@ fn client_event() -> impl Strategy<Value = ClientEvent> {
         ),
         (room, ".{0,20}").prop_map(|(room_id, msg)| ClientEvent::LockMsg(LockMsg { room_id, msg })),
         (room, any::<u64>()).prop_map(|(room_id, frame)| ClientEvent::FrameSet(FrameSet { room_id, frame })),
-        (room, ".{0,40}").prop_map(|(room_id, text)| ClientEvent::ChatSend(ChatSend { room_id, text })),
+        (room, ".{0,40}").prop_map(|(room_id, text)| ClientEvent::ChatSend(ChatSend { room_id, text, key: None })),
         (room, any::<u64>(), ".{0,40}").prop_map(|(room_id, message_id, text)| ClientEvent::ChatEdit(ChatEdit {
             room_id,
             message_id,

@@ -1,10 +1,10 @@
 //! `upload`: appends a file's frames in chunks under the room's temporary
 //! lock, showing progress to everyone ("Uploading 300/1000 frames").
 //!
-//! Exactly once across failures: while the lock is held nobody else can
-//! append, so the room's frame count says whether a chunk whose answer
-//! was lost (the server died, the network failed) was stored. The chunk is
-//! sent again only when it was not.
+//! Exactly once across failures: each chunk has its own idempotency key
+//! (the upload's, and the chunk's number), so a chunk whose answer was
+//! lost (the server died, the network failed) is sent again with the same
+//! key, and the server stores it only if it had not.
 
 use std::path::Path;
 use std::time::Duration;
@@ -66,31 +66,21 @@ impl Upload<'_> {
         patiently(|| self.socket.lock(self.room, &message, LOCK_TTL)).await
     }
 
-    /// Appends `chunk`, which must land on frame `at` (`done` frames of the
-    /// file are stored before it), once.
-    async fn append(&self, chunk: &[Box<RawValue>], at: u64, done: usize) -> Result<(), Error> {
-        loop {
-            match self.client.append_frames(self.room, chunk).await {
-                Ok(_) => return Ok(()),
-                Err(e) if e.is_retryable() || e.code() == Some(ErrorCode::Locked) => {
-                    eprintln!("the server was lost at frame {at} ({e}); checking what it stored");
-                    let count = patiently(|| self.client.room(self.room)).await?.frame_count;
-                    if count == at + chunk.len() as u64 {
-                        return Ok(()); // stored; only the answer was lost
-                    }
-                    if count != at {
-                        return Err(Error::Api(ErrorBody::new(
-                            ErrorCode::Conflict,
-                            format!("the room has {count} frames, expected {at}: someone else appended"),
-                        )));
-                    }
-                    // Not stored: the server may have restarted, which ends
-                    // the lock. Take it again and resend.
-                    self.lock(done).await?;
-                }
-                Err(e) => return Err(e),
+    /// Appends `chunk` (`done` frames of the file are stored before it)
+    /// once, under `key`.
+    async fn append(&self, chunk: &[Box<RawValue>], key: &str, done: usize) -> Result<(), Error> {
+        patiently(|| async {
+            let sent = self.client.append_frames_keyed(self.room, chunk, key).await;
+            if let Err(e) = &sent
+                && e.is_retryable()
+            {
+                // The server may have restarted, which ends the lock.
+                eprintln!("the server was lost at frame {done} ({e}); sending the chunk again");
+                self.lock(done).await?;
             }
-        }
+            sent.map(drop)
+        })
+        .await
     }
 }
 
@@ -103,6 +93,8 @@ pub async fn run(client: &Client, room: &str, file: &Path, chunk: usize) -> Resu
     let up = Upload { client, socket, room, total: frames.len() };
     up.lock(0).await?;
     let start = client.room(room).await?.frame_count;
+    let upload = roomcast_client::new_key();
+    let chunk = chunk.max(1);
     let bar = ProgressBar::new(frames.len() as u64);
     if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} frames ({eta})") {
         bar.set_style(style);
@@ -110,8 +102,8 @@ pub async fn run(client: &Client, room: &str, file: &Path, chunk: usize) -> Resu
     let mut done = 0;
     let mut told = tokio::time::Instant::now();
     let result = async {
-        for part in frames.chunks(chunk.max(1)) {
-            up.append(part, start + done as u64, done).await?;
+        for part in frames.chunks(chunk) {
+            up.append(part, &format!("{upload}-{}", done / chunk), done).await?;
             done += part.len();
             bar.set_position(done as u64);
             if done == up.total || told.elapsed() < MESSAGE_EVERY {

@@ -33,6 +33,14 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(self, Error::Network(_) | Error::Timeout(_)) || self.code() == Some(ErrorCode::Unavailable)
     }
+
+    /// How long the server asked to wait before trying again.
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            Error::Api(e) => e.retry_after_ms,
+            _ => None,
+        }
+    }
 }
 
 impl From<reqwest::Error> for Error {

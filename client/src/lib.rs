@@ -22,6 +22,6 @@ mod store;
 
 pub use app;
 pub use error::{Error, Result};
-pub use rest::Client;
+pub use rest::{Client, new_key};
 pub use socket::{Event, REQUEST_TIMEOUT, Socket};
 pub use store::Store;

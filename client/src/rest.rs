@@ -1,6 +1,9 @@
 //! Every REST call of `docs/protocol.md` section 4, typed. A call answered
 //! `unavailable` (the room's server is failing over; nothing was changed)
-//! is sent again after the `retryAfterMs` the server asks for.
+//! is sent again after the `retryAfterMs` the server asks for. The three
+//! writes that are not repeatable by nature (create a room, append frames,
+//! match) carry an `Idempotency-Key` and are also sent again after a
+//! network failure: the server answers a repeat with the first answer.
 
 use std::time::Duration;
 
@@ -20,6 +23,20 @@ use crate::error::{Error, Result};
 
 /// How often an `unavailable` answer is tried again.
 const UNAVAILABLE_RETRIES: u32 = 3;
+/// How often a keyed write is tried again after a retryable failure
+/// (about 20 s in all: long enough for a server to restart).
+const WRITE_RETRIES: u32 = 8;
+
+/// A fresh idempotency key: 128 random bits in hex.
+pub fn new_key() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// 250 ms doubling up to 5 s, each delay drawn from its upper half.
+pub(crate) fn backoff(attempt: u32) -> Duration {
+    let ceiling = (250u64 << attempt.min(5)).min(5_000);
+    Duration::from_millis(rand::random_range(ceiling / 2..=ceiling))
+}
 
 /// A Roomcast server and the session to use with it.
 #[derive(Clone, Debug)]
@@ -77,8 +94,15 @@ impl Client {
         self.call::<(), _>(Method::GET, &room_path(id, "")?, None).await
     }
 
+    /// Creates a room, exactly once however often it has to be sent.
     pub async fn create_room(&self, req: &CreateRoom) -> Result<RoomMetadata> {
-        self.call(Method::POST, "/api/rooms", Some(req)).await
+        self.create_room_keyed(req, &new_key()).await
+    }
+
+    /// Creates a room with a chosen idempotency key: the same key (same
+    /// user, within a day) answers the room it created the first time.
+    pub async fn create_room_keyed(&self, req: &CreateRoom, key: &str) -> Result<RoomMetadata> {
+        self.write(Method::POST, "/api/rooms", req, key).await
     }
 
     pub async fn patch_room(&self, id: &str, patch: &PatchRoom) -> Result<RoomMetadata> {
@@ -98,11 +122,16 @@ impl Client {
         self.call_empty(Method::DELETE, "/api/default-room").await
     }
 
-    /// Appends frames (JSON documents, kept byte for byte); answers the
-    /// room's frame count. Sent once: see [`Client::append_frames_retrying`].
+    /// Appends frames (JSON documents, kept byte for byte) exactly once;
+    /// answers the room's frame count after them.
     pub async fn append_frames(&self, id: &str, frames: &[Box<RawValue>]) -> Result<u64> {
+        self.append_frames_keyed(id, frames, &new_key()).await
+    }
+
+    /// Appends frames with a chosen idempotency key.
+    pub async fn append_frames_keyed(&self, id: &str, frames: &[Box<RawValue>], key: &str) -> Result<u64> {
         let path = room_path(id, "/frames")?;
-        let done: FramesAppended = self.send(Method::POST, &path, Some(&frames)).await?;
+        let done: FramesAppended = self.write(Method::POST, &path, &frames, key).await?;
         Ok(done.frame_count)
     }
 
@@ -126,8 +155,14 @@ impl Client {
 
     /// A member seat in a waiting room with `max_members` seats (a new
     /// room when none has one free), held for the grace period.
+    /// Matched once, however often it has to be sent.
     pub async fn quick_match(&self, max_members: Option<u32>) -> Result<Matched> {
-        self.call(Method::POST, "/api/match", Some(&MatchBody { max_members })).await
+        self.quick_match_keyed(max_members, &new_key()).await
+    }
+
+    /// A match with a chosen idempotency key.
+    pub async fn quick_match_keyed(&self, max_members: Option<u32>, key: &str) -> Result<Matched> {
+        self.write(Method::POST, "/api/match", &MatchBody { max_members }, key).await
     }
 
     /// `GET /api/stats`, as JSON.
@@ -149,8 +184,13 @@ impl Client {
         method: Method,
         path: &str,
         body: Option<&B>,
+        key: Option<&str>,
     ) -> Result<T> {
         let req = self.request(method, path);
+        let req = match key {
+            Some(key) => req.header("Idempotency-Key", key),
+            None => req,
+        };
         let req = match body {
             Some(b) => req.json(b),
             None => req,
@@ -177,11 +217,33 @@ impl Client {
     ) -> Result<T> {
         let mut attempt = 0;
         loop {
-            match self.send(method.clone(), path, body).await {
+            match self.send(method.clone(), path, body, None).await {
                 Err(Error::Api(e)) if e.code == ErrorCode::Unavailable && attempt < UNAVAILABLE_RETRIES => {
                     attempt += 1;
                     let wait = e.retry_after_ms.unwrap_or(1000).min(5000);
                     tokio::time::sleep(Duration::from_millis(wait)).await;
+                }
+                answer => return answer,
+            }
+        }
+    }
+
+    /// Sends a keyed write, and again (same key) after any retryable
+    /// failure: a network error, a timeout or `unavailable`.
+    async fn write<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+        key: &str,
+    ) -> Result<T> {
+        let mut attempt = 0;
+        loop {
+            match self.send(method.clone(), path, Some(body), Some(key)).await {
+                Err(e) if e.is_retryable() && attempt < WRITE_RETRIES => {
+                    let asked = e.retry_after_ms().map(Duration::from_millis);
+                    tokio::time::sleep(asked.unwrap_or_else(|| backoff(attempt)).min(Duration::from_secs(5))).await;
+                    attempt += 1;
                 }
                 answer => return answer,
             }

@@ -23,11 +23,13 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::error::{Error, Result};
-use crate::rest::Client;
+use crate::rest::{Client, new_key};
 use crate::store::Store;
 
 /// How long a request waits for its reply unless told otherwise.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a chat message is sent again after a retryable failure.
+const CHAT_RETRIES: u32 = 3;
 /// The close code of a session the server does not know (reconnecting
 /// cannot help).
 const UNAUTHORIZED: u16 = 4001;
@@ -150,9 +152,25 @@ impl Socket {
         self.request_as::<serde_json::Value>(ClientEvent::LeaveOverview(Empty {})).await.map(drop)
     }
 
+    /// Sends a chat message exactly once: it is sent again (same key)
+    /// after a lost connection or `unavailable`.
     pub async fn send_chat(&self, room_id: &str, text: &str) -> Result<app::model::ChatMessage> {
-        let event = ClientEvent::ChatSend(ChatSend { room_id: room_id.to_string(), text: text.to_string() });
-        let reply: ChatReply = self.request_as(event).await?;
+        self.send_chat_keyed(room_id, text, &new_key()).await
+    }
+
+    /// Sends a chat message with a chosen idempotency key.
+    pub async fn send_chat_keyed(&self, room_id: &str, text: &str, key: &str) -> Result<app::model::ChatMessage> {
+        let send = ChatSend { room_id: room_id.to_string(), text: text.to_string(), key: Some(key.to_string()) };
+        let mut attempt = 0;
+        let reply: ChatReply = loop {
+            match self.request_as(ClientEvent::ChatSend(send.clone())).await {
+                Err(e) if e.is_retryable() && attempt < CHAT_RETRIES => {
+                    tokio::time::sleep(crate::rest::backoff(attempt)).await;
+                    attempt += 1;
+                }
+                answer => break answer?,
+            }
+        };
         self.store.chat_message(&reply.message);
         Ok(reply.message)
     }

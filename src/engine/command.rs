@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::connection::{Connection, User};
 use super::errors::EngineError;
+use super::idempotency::Idempotency;
 use super::presence::PresenceRecord;
 
 /// How a join is checked.
@@ -69,6 +70,7 @@ pub enum Command {
     AppendFrames {
         user: User,
         frames: Vec<String>,
+        idempotency: Option<Idempotency>,
     },
     /// A server died: its connections leave the room.
     NodeGone {

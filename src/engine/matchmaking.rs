@@ -11,7 +11,8 @@ use app::model::{Role, RoomMetadata, RoomStatus};
 use super::broker::{HeldLock, broker_failed};
 use super::command::{Command, JoinMode, Via};
 use super::connection::{Connection, User};
-use super::errors::EngineError;
+use super::errors::{EngineError, storage_failed};
+use super::idempotency::{Idempotency, recall};
 use super::registry::Engine;
 use super::room::MAX_SEATS;
 
@@ -82,18 +83,43 @@ impl Engine {
                 return Ok(id);
             }
         }
-        let room = self.create_room(&conn.user, CreateRoom { max_members: Some(n), ..Default::default() }).await?;
+        let room =
+            self.create_room(&conn.user, CreateRoom { max_members: Some(n), ..Default::default() }, None).await?;
         self.join_with(conn, &room.id, Some(Role::Member), mode, reply_id).await.map(|(id, _)| id)
     }
 
     /// `POST /api/match`: like `match`, but holds the seat for the grace
-    /// period until the user joins over a socket.
-    pub async fn match_reserve(&self, user: &User, max_members: Option<u32>) -> Result<Matched, EngineError> {
+    /// period until the user joins over a socket. With an idempotency key,
+    /// a retry answers the first match (its receipt is written before the
+    /// answer; the seat itself lives in memory, like every seat).
+    pub async fn match_reserve(
+        &self,
+        user: &User,
+        max_members: Option<u32>,
+        idempotency: Option<Idempotency>,
+    ) -> Result<Matched, EngineError> {
         let n = match_size(max_members)?;
         let guard = self.lock_matchmaking().await?;
-        let result = self.match_reserve_locked(user, n).await;
+        let result = self.match_reserve_once(user, n, idempotency).await;
         guard.release().await;
         result
+    }
+
+    async fn match_reserve_once(
+        &self,
+        user: &User,
+        n: u32,
+        idempotency: Option<Idempotency>,
+    ) -> Result<Matched, EngineError> {
+        let storage = &*self.inner.shared.storage;
+        if let Some(first) = recall(storage, &user.id, idempotency.as_ref()).await? {
+            return Ok(first);
+        }
+        let matched = self.match_reserve_locked(user, n).await?;
+        if let Some(idem) = idempotency {
+            storage.save_receipt(&idem.receipt(&user.id, &matched)?).await.map_err(storage_failed)?;
+        }
+        Ok(matched)
     }
 
     async fn match_reserve_locked(&self, user: &User, n: u32) -> Result<Matched, EngineError> {
@@ -103,7 +129,7 @@ impl Engine {
                 return Ok(Matched { room: outcome.meta()?, role: Role::Member });
             }
         }
-        let room = self.create_room(user, CreateRoom { max_members: Some(n), ..Default::default() }).await?;
+        let room = self.create_room(user, CreateRoom { max_members: Some(n), ..Default::default() }, None).await?;
         let room = self.ask(&room.id, reserve(), Via::Local(None)).await?.1.meta()?;
         Ok(Matched { room, role: Role::Member })
     }

@@ -18,6 +18,7 @@ mod directory;
 mod edge;
 pub mod errors;
 mod failover;
+pub mod idempotency;
 mod listing;
 mod matchmaking;
 pub mod metrics;

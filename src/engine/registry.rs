@@ -27,6 +27,7 @@ use super::connection::{Connection, User, frame};
 use super::directory::Directory;
 use super::edge::Edge;
 use super::errors::{EngineError, not_found, storage_failed};
+use super::idempotency::{Idempotency, recall};
 use super::metrics::Metrics;
 use super::room::{RoomHandle, Shared, normalize_description, validate_seats};
 use super::settings::EngineSettings;
@@ -238,8 +239,14 @@ impl Engine {
         }
     }
 
-    /// Creates a room with `user` as host.
-    pub async fn create_room(&self, user: &User, req: CreateRoom) -> Result<RoomMetadata, EngineError> {
+    /// Creates a room with `user` as host. With an idempotency key, a
+    /// retry answers the room the first request created.
+    pub async fn create_room(
+        &self,
+        user: &User,
+        req: CreateRoom,
+        idempotency: Option<Idempotency>,
+    ) -> Result<RoomMetadata, EngineError> {
         if let Some(id) = &req.id
             && !is_valid_room_id(id)
         {
@@ -251,6 +258,10 @@ impl Engine {
         validate_seats(max_members, min_members)?;
 
         let _registry = self.inner.registry.lock().await;
+        let shared = &self.inner.shared;
+        if let Some(first) = recall(&*shared.storage, &user.id, idempotency.as_ref()).await? {
+            return Ok(first);
+        }
         let id = match req.id {
             Some(id) => {
                 if let Some(existing) = self.resolve(&id).await {
@@ -273,9 +284,9 @@ impl Engine {
         meta.allow_spectators = req.allow_spectators.unwrap_or(true);
         meta.host_user_id = Some(user.id.to_string());
         meta.host_name = Some(user.name.to_string());
-        let shared = &self.inner.shared;
         let stored = StoredRoom { meta: meta.clone(), last_active: now };
-        shared.storage.save_room(&stored).await.map_err(storage_failed)?;
+        let receipt = idempotency.map(|i| i.receipt(&user.id, &meta)).transpose()?;
+        shared.storage.save_room(&stored, receipt.as_ref()).await.map_err(storage_failed)?;
         let handle = RoomHandle::spawn(meta.clone(), now, shared.clone());
         self.inner.rooms.insert(room_key(&meta.id), handle);
         let payload = frame(ServerEvent::RoomUpdate(RoomDelta::creation(&meta)).to_json());
@@ -398,9 +409,17 @@ impl Engine {
         self.ask(id, cmd, Via::Local(None)).await?.1.value()
     }
 
-    /// Appends frames (raw JSON texts) to a room; returns the frame count.
-    pub async fn append_frames(&self, user: &User, id: &str, frames: Vec<String>) -> Result<u64, EngineError> {
-        self.ask(id, Command::AppendFrames { user: user.clone(), frames }, Via::Local(None)).await?.1.count()
+    /// Appends frames (raw JSON texts) to a room; returns the frame count
+    /// (with an idempotency key, a retry returns the first answer's).
+    pub async fn append_frames(
+        &self,
+        user: &User,
+        id: &str,
+        frames: Vec<String>,
+        idempotency: Option<Idempotency>,
+    ) -> Result<u64, EngineError> {
+        let cmd = Command::AppendFrames { user: user.clone(), frames, idempotency };
+        self.ask(id, cmd, Via::Local(None)).await?.1.count()
     }
 
     /// A page of frames as raw JSON texts.

@@ -42,14 +42,29 @@ pub struct StoredSession {
     pub last_seen: Option<f64>,
 }
 
+/// What a write sent with an idempotency key answered, stored with the
+/// write so that a retry gets it back (`engine/idempotency.rs`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Receipt {
+    pub user_id: String,
+    pub key: String,
+    /// What the write asked (its name and a digest of its body).
+    pub request: String,
+    /// The answer, as JSON text.
+    pub answer: String,
+    /// When it was written (Unix seconds).
+    pub at: f64,
+}
+
 #[async_trait]
 pub trait Storage: Send + Sync + 'static {
     /// Every stored room, for start-up.
     async fn load_rooms(&self) -> StorageResult<Vec<StoredRoom>>;
     /// One stored room, for a server taking over a room of one that died.
     async fn load_room(&self, id: &str) -> StorageResult<Option<StoredRoom>>;
-    /// Creates or replaces a room's durable record.
-    async fn save_room(&self, room: &StoredRoom) -> StorageResult<()>;
+    /// Creates or replaces a room's durable record, with the receipt of
+    /// the write that made it in the same transaction.
+    async fn save_room(&self, room: &StoredRoom, receipt: Option<&Receipt>) -> StorageResult<()>;
     /// Removes a room and everything stored for it.
     async fn delete_room(&self, id: &str) -> StorageResult<()>;
     async fn default_room(&self) -> StorageResult<Option<String>>;
@@ -65,18 +80,31 @@ pub trait Storage: Send + Sync + 'static {
     async fn remove_idle_sessions(&self, ttl: Duration) -> StorageResult<u64>;
 
     /// Appends frames (raw JSON texts) at index `room.meta.frame_count -
-    /// frames.len()` and saves the room record, in one transaction.
-    async fn append_frames(&self, room: &StoredRoom, frames: Vec<String>) -> StorageResult<()>;
+    /// frames.len()` and saves the room record (and the receipt), in one
+    /// transaction.
+    async fn append_frames(
+        &self,
+        room: &StoredRoom,
+        frames: Vec<String>,
+        receipt: Option<&Receipt>,
+    ) -> StorageResult<()>;
     /// Up to `limit` frames from `offset`, as raw JSON texts.
     async fn frames(&self, room_id: &str, offset: u64, limit: u64) -> StorageResult<Vec<String>>;
 
     /// Inserts or replaces (an edit) a chat message, and removes the room's
-    /// messages older than the newest `keep`, in one transaction.
-    async fn save_chat(&self, message: &ChatMessage, keep: u64) -> StorageResult<()>;
+    /// messages older than the newest `keep` (and stores the receipt), in
+    /// one transaction.
+    async fn save_chat(&self, message: &ChatMessage, keep: u64, receipt: Option<&Receipt>) -> StorageResult<()>;
     /// Up to `limit` messages with ids below `before` (all when `None`),
     /// the newest of them, oldest first.
     async fn chat_page(&self, room_id: &str, before: Option<u64>, limit: u64) -> StorageResult<Vec<ChatMessage>>;
     async fn chat_message(&self, room_id: &str, id: u64) -> StorageResult<Option<ChatMessage>>;
     /// The highest chat message id of the room (0 when none).
     async fn last_chat_id(&self, room_id: &str) -> StorageResult<u64>;
+
+    /// A write's receipt by user and key, if one is kept (receipts are
+    /// kept at least a day; older ones may be gone).
+    async fn receipt(&self, user_id: &str, key: &str) -> StorageResult<Option<Receipt>>;
+    /// Stores the receipt of a write that stores nothing else.
+    async fn save_receipt(&self, receipt: &Receipt) -> StorageResult<()>;
 }

@@ -33,6 +33,10 @@ impl Keys {
     pub fn session(&self, token_hash: &str) -> String {
         format!("{}:session:{token_hash}", self.prefix)
     }
+    /// A write's receipt by user and idempotency key, with a day's expiry.
+    pub fn receipt(&self, user_id: &str, key: &str) -> String {
+        format!("{}:receipt:{user_id}:{key}", self.prefix)
+    }
 
     // Servers and ownership.
 

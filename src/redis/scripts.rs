@@ -41,10 +41,12 @@ return 1";
 pub const LAST_CHAT_FIELD: &str = "last";
 
 /// Saves a chat message, keeps the newest id in `last` and removes the
-/// message that fell out of the kept window. KEYS: chat hash.
-/// ARGV: id, message, how many to keep.
+/// message that fell out of the kept window; with a receipt, stores it in
+/// the same step. KEYS: chat hash[, receipt]. ARGV: id, message, how many
+/// to keep[, receipt, its TTL in seconds].
 pub const SAVE_CHAT: &str = r"
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if KEYS[2] then redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[5]) end
 local id = tonumber(ARGV[1])
 if id > tonumber(redis.call('HGET', KEYS[1], 'last') or '0') then redis.call('HSET', KEYS[1], 'last', ARGV[1]) end
 local gone = id - tonumber(ARGV[3])

@@ -7,7 +7,8 @@
 //! `rooms` is the set of room keys; frames are a list per room; chat is a
 //! hash per room from message id to JSON, with the newest id in its field
 //! `last` (older messages beyond the cap are removed as new ones come).
-//! Sessions are keys with a TTL that each use renews.
+//! Sessions are keys with a TTL that each use renews; a write's receipt is
+//! a key with a day's TTL, set in the same transaction as the write.
 
 use std::time::Duration;
 
@@ -20,7 +21,8 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::Keys;
 use super::scripts::{LAST_CHAT_FIELD, SAVE_CHAT};
-use crate::engine::storage::{Storage, StorageError, StorageResult, StoredRoom, StoredSession};
+use crate::engine::idempotency::RECEIPT_TTL;
+use crate::engine::storage::{Receipt, Storage, StorageError, StorageResult, StoredRoom, StoredSession};
 
 #[derive(Clone)]
 pub struct RedisStorage {
@@ -69,10 +71,31 @@ struct SessionRecord {
     user_name: String,
 }
 
+/// A receipt as stored in Redis (user and key are in the key's name).
+#[derive(Serialize, Deserialize)]
+struct ReceiptRecord {
+    request: String,
+    answer: String,
+    at: f64,
+}
+
 impl RedisStorage {
     pub fn new(conn: ConnectionManager, keys: Keys) -> Self {
         RedisStorage { conn, keys }
     }
+
+    /// Adds the receipt's `SET … EX` to a transaction.
+    fn put_receipt(&self, pipe: &mut redis::Pipeline, receipt: Option<&Receipt>) -> StorageResult<()> {
+        if let Some(r) = receipt {
+            pipe.set_ex(self.keys.receipt(&r.user_id, &r.key), encode_receipt(r)?, RECEIPT_TTL.as_secs()).ignore();
+        }
+        Ok(())
+    }
+}
+
+fn encode_receipt(r: &Receipt) -> StorageResult<String> {
+    let record = ReceiptRecord { request: r.request.clone(), answer: r.answer.clone(), at: r.at };
+    serde_json::to_string(&record).map_err(err)
 }
 
 #[async_trait]
@@ -94,19 +117,13 @@ impl Storage for RedisStorage {
         text.map(|t| decode_room(&t)).transpose()
     }
 
-    async fn save_room(&self, room: &StoredRoom) -> StorageResult<()> {
+    async fn save_room(&self, room: &StoredRoom, receipt: Option<&Receipt>) -> StorageResult<()> {
         let key = room_key(&room.meta.id);
         let text = encode_room(room)?;
-        let mut c = self.conn.clone();
-        redis::pipe()
-            .atomic()
-            .set(self.keys.room(&key), text)
-            .ignore()
-            .sadd(self.keys.rooms(), &key)
-            .ignore()
-            .query_async::<()>(&mut c)
-            .await
-            .map_err(redis_err)
+        let mut pipe = redis::pipe();
+        pipe.atomic().set(self.keys.room(&key), text).ignore().sadd(self.keys.rooms(), &key).ignore();
+        self.put_receipt(&mut pipe, receipt)?;
+        pipe.query_async::<()>(&mut self.conn.clone()).await.map_err(redis_err)
     }
 
     async fn delete_room(&self, id: &str) -> StorageResult<()> {
@@ -169,19 +186,18 @@ impl Storage for RedisStorage {
         }))
     }
 
-    async fn append_frames(&self, room: &StoredRoom, frames: Vec<String>) -> StorageResult<()> {
+    async fn append_frames(
+        &self,
+        room: &StoredRoom,
+        frames: Vec<String>,
+        receipt: Option<&Receipt>,
+    ) -> StorageResult<()> {
         let key = room_key(&room.meta.id);
         let text = encode_room(room)?;
-        let mut c = self.conn.clone();
-        redis::pipe()
-            .atomic()
-            .rpush(self.keys.frames(&key), frames)
-            .ignore()
-            .set(self.keys.room(&key), text)
-            .ignore()
-            .query_async::<()>(&mut c)
-            .await
-            .map_err(redis_err)
+        let mut pipe = redis::pipe();
+        pipe.atomic().rpush(self.keys.frames(&key), frames).ignore().set(self.keys.room(&key), text).ignore();
+        self.put_receipt(&mut pipe, receipt)?;
+        pipe.query_async::<()>(&mut self.conn.clone()).await.map_err(redis_err)
     }
 
     async fn frames(&self, room_id: &str, offset: u64, limit: u64) -> StorageResult<Vec<String>> {
@@ -194,17 +210,15 @@ impl Storage for RedisStorage {
         c.lrange(self.keys.frames(&room_key(room_id)), start, stop).await.map_err(redis_err)
     }
 
-    async fn save_chat(&self, message: &ChatMessage, keep: u64) -> StorageResult<()> {
+    async fn save_chat(&self, message: &ChatMessage, keep: u64, receipt: Option<&Receipt>) -> StorageResult<()> {
         let text = serde_json::to_string(message).map_err(err)?;
-        let mut c = self.conn.clone();
-        redis::Script::new(SAVE_CHAT)
-            .key(self.keys.chat(&room_key(&message.room_id)))
-            .arg(message.id)
-            .arg(text)
-            .arg(keep)
-            .invoke_async::<()>(&mut c)
-            .await
-            .map_err(redis_err)
+        let script = redis::Script::new(SAVE_CHAT);
+        let mut call = script.key(self.keys.chat(&room_key(&message.room_id)));
+        call.arg(message.id).arg(text).arg(keep);
+        if let Some(r) = receipt {
+            call.key(self.keys.receipt(&r.user_id, &r.key)).arg(encode_receipt(r)?).arg(RECEIPT_TTL.as_secs());
+        }
+        call.invoke_async::<()>(&mut self.conn.clone()).await.map_err(redis_err)
     }
 
     async fn chat_page(&self, room_id: &str, before: Option<u64>, limit: u64) -> StorageResult<Vec<ChatMessage>> {
@@ -240,5 +254,24 @@ impl Storage for RedisStorage {
             // Written before history was capped: ids are dense from 1.
             None => c.hlen(&chat).await.map_err(redis_err),
         }
+    }
+
+    async fn receipt(&self, user_id: &str, key: &str) -> StorageResult<Option<Receipt>> {
+        let text: Option<String> = self.conn.clone().get(self.keys.receipt(user_id, key)).await.map_err(redis_err)?;
+        let Some(text) = text else { return Ok(None) };
+        let r: ReceiptRecord = serde_json::from_str(&text).map_err(err)?;
+        Ok(Some(Receipt {
+            user_id: user_id.to_string(),
+            key: key.to_string(),
+            request: r.request,
+            answer: r.answer,
+            at: r.at,
+        }))
+    }
+
+    async fn save_receipt(&self, receipt: &Receipt) -> StorageResult<()> {
+        let mut pipe = redis::pipe();
+        self.put_receipt(&mut pipe, Some(receipt))?;
+        pipe.query_async::<()>(&mut self.conn.clone()).await.map_err(redis_err)
     }
 }

@@ -13,7 +13,8 @@ use app::model::{ChatMessage, RoomMetadata};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::engine::storage::{Storage, StorageError, StorageResult, StoredRoom, StoredSession};
+use crate::engine::idempotency::RECEIPT_TTL;
+use crate::engine::storage::{Receipt, Storage, StorageError, StorageResult, StoredRoom, StoredSession};
 use writer::Writer;
 
 const SCHEMA: &str = "
@@ -44,6 +45,15 @@ CREATE TABLE IF NOT EXISTS settings (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS receipts (
+    user_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    request TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (user_id, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS receipts_at ON receipts (at);
 ";
 
 #[derive(Clone)]
@@ -134,6 +144,19 @@ fn key(id: &str) -> String {
     app::ids::room_key(id)
 }
 
+/// Stores a receipt in the write's transaction, and removes those past
+/// their day (the index on `at` makes that a short look when none are).
+fn put_receipt(c: &Connection, receipt: Option<&Receipt>) -> rusqlite::Result<()> {
+    let Some(r) = receipt else { return Ok(()) };
+    c.prepare_cached("DELETE FROM receipts WHERE at < ?1")?.execute(params![r.at - RECEIPT_TTL.as_secs_f64()])?;
+    c.prepare_cached(
+        "INSERT INTO receipts (user_id, key, request, answer, at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(user_id, key) DO UPDATE SET request = excluded.request, answer = excluded.answer, at = excluded.at",
+    )?
+    .execute(params![r.user_id, r.key, r.request, r.answer, r.at])?;
+    Ok(())
+}
+
 #[async_trait]
 impl Storage for SqliteStorage {
     async fn load_rooms(&self) -> StorageResult<Vec<StoredRoom>> {
@@ -166,17 +189,18 @@ impl Storage for SqliteStorage {
             .transpose()
     }
 
-    async fn save_room(&self, room: &StoredRoom) -> StorageResult<()> {
+    async fn save_room(&self, room: &StoredRoom, receipt: Option<&Receipt>) -> StorageResult<()> {
         let meta = serde_json::to_string(&room.meta).map_err(err)?;
         let k = key(&room.meta.id);
         let last_active = room.last_active;
+        let receipt = receipt.cloned();
         self.write(move |c| {
             c.prepare_cached(
                 "INSERT INTO rooms (key, meta, last_active) VALUES (?1, ?2, ?3)
                  ON CONFLICT(key) DO UPDATE SET meta = excluded.meta, last_active = excluded.last_active",
             )?
-            .execute(params![k, meta, last_active])
-            .map(|_| ())
+            .execute(params![k, meta, last_active])?;
+            put_receipt(c, receipt.as_ref())
         })
         .await
     }
@@ -272,8 +296,14 @@ impl Storage for SqliteStorage {
         Ok(removed.load(std::sync::atomic::Ordering::Relaxed))
     }
 
-    async fn append_frames(&self, room: &StoredRoom, frames: Vec<String>) -> StorageResult<()> {
+    async fn append_frames(
+        &self,
+        room: &StoredRoom,
+        frames: Vec<String>,
+        receipt: Option<&Receipt>,
+    ) -> StorageResult<()> {
         let meta = serde_json::to_string(&room.meta).map_err(err)?;
+        let receipt = receipt.cloned();
         let k = key(&room.meta.id);
         let last_active = room.last_active;
         let start = room.meta.frame_count - frames.len() as u64;
@@ -285,7 +315,7 @@ impl Storage for SqliteStorage {
                 }
             }
             c.execute("UPDATE rooms SET meta = ?2, last_active = ?3 WHERE key = ?1", params![k, meta, last_active])?;
-            Ok(())
+            put_receipt(c, receipt.as_ref())
         })
         .await
     }
@@ -301,8 +331,9 @@ impl Storage for SqliteStorage {
         .await
     }
 
-    async fn save_chat(&self, message: &ChatMessage, keep: u64) -> StorageResult<()> {
+    async fn save_chat(&self, message: &ChatMessage, keep: u64, receipt: Option<&Receipt>) -> StorageResult<()> {
         let body = serde_json::to_string(message).map_err(err)?;
+        let receipt = receipt.cloned();
         let k = key(&message.room_id);
         let id = message.id as i64;
         let oldest_kept = message.id.saturating_sub(keep.saturating_sub(1)) as i64;
@@ -313,7 +344,7 @@ impl Storage for SqliteStorage {
             )?
             .execute(params![k, id, body])?;
             c.prepare_cached("DELETE FROM chat WHERE room = ?1 AND id < ?2")?.execute(params![k, oldest_kept])?;
-            Ok(())
+            put_receipt(c, receipt.as_ref())
         })
         .await
     }
@@ -351,5 +382,31 @@ impl Storage for SqliteStorage {
             .with(move |c| c.query_row("SELECT MAX(id) FROM chat WHERE room = ?1", params![k], |r| r.get(0)))
             .await?;
         Ok(id.unwrap_or(0) as u64)
+    }
+
+    async fn receipt(&self, user_id: &str, key: &str) -> StorageResult<Option<Receipt>> {
+        let (user_id, key) = (user_id.to_string(), key.to_string());
+        self.with(move |c| {
+            c.query_row(
+                "SELECT request, answer, at FROM receipts WHERE user_id = ?1 AND key = ?2",
+                params![user_id, key],
+                |r| {
+                    Ok(Receipt {
+                        user_id: user_id.clone(),
+                        key: key.clone(),
+                        request: r.get(0)?,
+                        answer: r.get(1)?,
+                        at: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn save_receipt(&self, receipt: &Receipt) -> StorageResult<()> {
+        let receipt = receipt.clone();
+        self.write(move |c| put_receipt(c, Some(&receipt))).await
     }
 }

@@ -122,7 +122,7 @@ async fn create_room(
         hidden: Some(form.hidden.is_some()),
         ..CreateRoom::default()
     };
-    match state.engine.create_room(&user, req).await {
+    match state.engine.create_room(&user, req, None).await {
         Ok(room) => see_other(&format!("/rooms/{}", room.id), cookie),
         Err(e) => {
             let e = error_body(e);

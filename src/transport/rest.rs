@@ -11,8 +11,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Extension, Query, State};
-use axum::http::StatusCode;
-use axum::http::header::{CONTENT_TYPE, SET_COOKIE};
+use axum::http::header::{CONTENT_TYPE, HeaderName, SET_COOKIE};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde::Deserialize;
@@ -23,6 +23,10 @@ use super::error::{ApiError, ApiResult, Json, Path, object_body};
 use super::limits::{LimitKind, LimitStats};
 use super::state::AppState;
 use super::throttle::{ClientIp, rate_limited};
+use crate::engine::idempotency::Idempotency;
+
+/// The header that makes a write exactly-once (`docs/protocol.md` 4.3).
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -96,9 +100,12 @@ async fn list_rooms(
 async fn create_room(
     State(state): State<AppState>,
     who: CurrentUser,
+    headers: HeaderMap,
     Json(req): Json<CreateRoom>,
 ) -> ApiResult<(StatusCode, Json<RoomMetadata>)> {
-    let room = state.engine.create_room(&who.user, req).await?;
+    let body = serde_json::to_vec(&req).unwrap_or_default();
+    let idempotency = idempotency(&headers, "POST /api/rooms", &body)?;
+    let room = state.engine.create_room(&who.user, req, idempotency).await?;
     Ok((StatusCode::CREATED, Json(room)))
 }
 
@@ -147,10 +154,12 @@ async fn append_frames(
     State(state): State<AppState>,
     who: CurrentUser,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<FramesAppended>> {
     let limit = state.config.max_append_bytes;
     let bytes = read_body(body, limit).await?;
+    let idempotency = idempotency(&headers, &format!("POST /api/rooms/{id}/frames"), &bytes)?;
     let frames: Vec<Box<RawValue>> = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("the body must be a JSON array of frames: {e}")))?;
     if frames.is_empty() {
@@ -161,7 +170,7 @@ async fn append_frames(
         return Err(ApiError::new(ErrorCode::TooLarge, format!("an append holds at most {max} frames")));
     }
     let frames = frames.into_iter().map(|f| f.get().to_string()).collect();
-    let frame_count = state.engine.append_frames(&who.user, &id, frames).await?;
+    let frame_count = state.engine.append_frames(&who.user, &id, frames, idempotency).await?;
     Ok(Json(FramesAppended { frame_count }))
 }
 
@@ -255,6 +264,7 @@ async fn chat_page(
 async fn match_room(
     State(state): State<AppState>,
     who: CurrentUser,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<crate::engine::Matched>> {
     let req: MatchBody = if body.iter().all(u8::is_ascii_whitespace) {
@@ -263,7 +273,17 @@ async fn match_room(
         object_body(&body)?;
         serde_json::from_slice(&body).map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))?
     };
-    Ok(Json(state.engine.match_reserve(&who.user, req.max_members).await?))
+    let idempotency = idempotency(&headers, "POST /api/match", &serde_json::to_vec(&req).unwrap_or_default())?;
+    Ok(Json(state.engine.match_reserve(&who.user, req.max_members, idempotency).await?))
+}
+
+/// The `Idempotency-Key` header of a write, with the write it keys.
+fn idempotency(headers: &HeaderMap, what: &str, body: &[u8]) -> ApiResult<Option<Idempotency>> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else { return Ok(None) };
+    let key = value.to_str().map_err(|_| {
+        ApiError::new(ErrorCode::BadRequest, "header `Idempotency-Key` must be visible ASCII characters")
+    })?;
+    Ok(Idempotency::maybe(Some(key), what, body)?)
 }
 
 /// The engine's figures and the transports' limits.

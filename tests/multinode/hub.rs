@@ -240,7 +240,7 @@ impl Hub {
             Self::deliver(&mut state, node, Inbound::Lost(key));
             return;
         }
-        if self.storage.save_room(&room).await.is_err() {
+        if self.storage.save_room(&room, None).await.is_err() {
             // Only when the test's runtime is shutting down (its blocking
             // tasks are cancelled): the commit goes nowhere, as it would.
             return;

@@ -106,7 +106,7 @@ impl Client {
 
 async fn create(engine: &Engine, host: &User, id: &str) {
     let req = CreateRoom { id: Some(id.into()), ..Default::default() };
-    engine.create_room(host, req).await.expect("create");
+    engine.create_room(host, req, None).await.expect("create");
 }
 
 async fn describe(engine: &Engine, host: &User, id: &str, text: &str) -> Result<(), EngineError> {
@@ -236,7 +236,7 @@ async fn requests_in_the_failover_window_reach_the_new_owner_or_answer_unavailab
     c.hub.cut("a");
     let append = {
         let (b, user) = (b.clone(), host.user().clone());
-        tokio::spawn(async move { b.append_frames(&user, "busy", vec!["{}".into()]).await })
+        tokio::spawn(async move { b.append_frames(&user, "busy", vec!["{}".into()], None).await })
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
     c.hub.kill("a");
@@ -252,5 +252,5 @@ async fn requests_in_the_failover_window_reach_the_new_owner_or_answer_unavailab
     assert_eq!(room.description.as_deref(), Some("moved"));
     assert_eq!(room.frame_count, 0, "the lost append did not run twice");
     // And an append now goes through once.
-    assert_eq!(b.append_frames(host.user(), "busy", vec!["{}".into()]).await.expect("append"), 1);
+    assert_eq!(b.append_frames(host.user(), "busy", vec!["{}".into()], None).await.expect("append"), 1);
 }

@@ -114,7 +114,7 @@ impl Actions {
     }
 
     pub async fn send_chat(&self, room_id: &str, text: String) -> Result<(), ErrorBody> {
-        let event = ClientEvent::ChatSend(ChatSend { room_id: room_id.to_string(), text });
+        let event = ClientEvent::ChatSend(ChatSend { room_id: room_id.to_string(), text, key: None });
         let reply: ChatReply = self.socket.request_as(event).await?;
         self.store.chat_message(reply.message);
         Ok(())

@@ -32,8 +32,21 @@ impl RoomActor {
         Ok(())
     }
 
-    pub(super) async fn chat_send(&mut self, conn: &Member, text: String) -> Result<Value, EngineError> {
+    /// Sends a message; with a key, a retry answers the message the first
+    /// send stored (and does not count against the rate).
+    pub(super) async fn chat_send(
+        &mut self,
+        conn: &Member,
+        text: String,
+        key: Option<String>,
+    ) -> Result<Value, EngineError> {
         let text = validate_chat_text(&text)?;
+        let what = format!("chat:send {}", self.key);
+        let idempotency = Idempotency::maybe(key.as_deref(), &what, text.as_bytes())?;
+        let storage = &*self.shared.storage;
+        if let Some(first) = recall::<ChatReply>(storage, &conn.user.id, idempotency.as_ref()).await? {
+            return Ok(serde_json::to_value(first).unwrap_or_default());
+        }
         self.chat_allowed(&conn.user.id)?;
         self.recent_chat().await?;
         let keep = self.settings().max_chat_per_room;
@@ -49,7 +62,9 @@ impl RoomActor {
             timestamp: now_secs(),
             edited_at: None,
         };
-        self.shared.storage.save_chat(&message, keep).await.map_err(storage_failed)?;
+        let reply = ChatReply { message: message.clone() };
+        let receipt = idempotency.map(|i| i.receipt(&conn.user.id, &reply)).transpose()?;
+        self.shared.storage.save_chat(&message, keep, receipt.as_ref()).await.map_err(storage_failed)?;
         *last = message.id;
         recent.push_back(message.clone());
         if recent.len() > RECENT_CHAT {
@@ -57,7 +72,7 @@ impl RoomActor {
         }
         let event = ServerEvent::ChatMessageNew(ChatEvent { room_id: self.meta.id.clone(), message: message.clone() });
         self.broadcast_event(event, Some(&conn.sid));
-        Ok(serde_json::to_value(ChatReply { message }).unwrap_or_default())
+        Ok(serde_json::to_value(reply).unwrap_or_default())
     }
 
     pub(super) async fn chat_edit(&mut self, conn: &Member, id: u64, text: String) -> Result<Value, EngineError> {
@@ -72,7 +87,8 @@ impl RoomActor {
         }
         message.text = text;
         message.edited_at = Some(now_secs());
-        self.shared.storage.save_chat(&message, self.settings().max_chat_per_room).await.map_err(storage_failed)?;
+        let keep = self.settings().max_chat_per_room;
+        self.shared.storage.save_chat(&message, keep, None).await.map_err(storage_failed)?;
         if let Some((recent, _)) = self.chat.as_mut()
             && let Some(m) = recent.iter_mut().find(|m| m.id == id)
         {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use app::api::PatchRoom;
+use app::api::{FramesAppended, PatchRoom};
 use app::delta::RoomDelta;
 use app::ids::MAX_DESCRIPTION_CHARS;
 use app::model::{ChatMessage, DeleteReason, LockMetadata, Presence, Role, RoomMetadata, RoomStatus};
@@ -29,6 +29,7 @@ use super::command::{Command, JoinMode, Outcome, Via};
 use super::connection::{Connection, Frame, User, frame};
 use super::directory::Directory;
 use super::errors::{EngineError, not_found, storage_failed};
+use super::idempotency::{Idempotency, recall};
 use super::metrics::Metrics;
 use super::presence::PresenceRecord;
 use super::settings::EngineSettings;
@@ -253,7 +254,9 @@ impl RoomActor {
                 self.commit(next, true, None).await.map(|()| Outcome::Meta(Box::new(self.meta.clone())))
             }
             Command::Event { sid, user: _, event } => self.event(&sid, event).await.map(Outcome::Value),
-            Command::AppendFrames { user, frames } => self.append_frames(&user, frames).await.map(Outcome::Count),
+            Command::AppendFrames { user, frames, idempotency } => {
+                self.append_frames(&user, frames, idempotency).await.map(Outcome::Count)
+            }
             Command::NodeGone { node } => self.node_gone(&node).await.map(|()| Outcome::Done),
             Command::TakeOver { members, gone, is_default } => {
                 self.take_over(members, gone, is_default).await.map(|()| Outcome::Done)
@@ -330,7 +333,7 @@ impl RoomActor {
         next.version = self.meta.version + 1;
         if durable {
             let stored = StoredRoom { meta: next.clone(), last_active: self.last_active_unix() };
-            self.shared.storage.save_room(&stored).await.map_err(storage_failed)?;
+            self.shared.storage.save_room(&stored, None).await.map_err(storage_failed)?;
         }
         self.announce(next, skip).await;
         Ok(())
@@ -477,7 +480,15 @@ impl RoomActor {
         Ok(())
     }
 
-    async fn append_frames(&mut self, user: &User, frames: Vec<String>) -> Result<u64, EngineError> {
+    async fn append_frames(
+        &mut self,
+        user: &User,
+        frames: Vec<String>,
+        idempotency: Option<Idempotency>,
+    ) -> Result<u64, EngineError> {
+        if let Some(first) = recall::<FramesAppended>(&*self.shared.storage, &user.id, idempotency.as_ref()).await? {
+            return Ok(first.frame_count);
+        }
         if self.meta.locked {
             return Err(EngineError::locked("the room is locked"));
         }
@@ -497,7 +508,9 @@ impl RoomActor {
         next.frame_count += frames.len() as u64;
         next.version += 1;
         let stored = StoredRoom { meta: next.clone(), last_active: self.last_active_unix() };
-        self.shared.storage.append_frames(&stored, frames).await.map_err(storage_failed)?;
+        let answer = FramesAppended { frame_count: next.frame_count };
+        let receipt = idempotency.map(|i| i.receipt(&user.id, &answer)).transpose()?;
+        self.shared.storage.append_frames(&stored, frames, receipt.as_ref()).await.map_err(storage_failed)?;
         self.announce(next, None).await;
         Ok(self.meta.frame_count)
     }
@@ -522,7 +535,7 @@ impl RoomActor {
             ClientEvent::PresenterRequest(_) => self.presenter_request(&conn.sid).await,
             ClientEvent::PresenterRelease(_) => self.presenter_release(&conn.sid).await,
             ClientEvent::FrameSet(e) => self.frame_set(&conn.sid, e.frame),
-            ClientEvent::ChatSend(e) => self.chat_send(conn, e.text).await,
+            ClientEvent::ChatSend(e) => self.chat_send(conn, e.text, e.key).await,
             ClientEvent::ChatEdit(e) => self.chat_edit(conn, e.message_id, e.text).await,
             ClientEvent::Signal(e) => self.signal(&conn.sid, &e.to, e.kind, e.payload),
             ClientEvent::PresencePage(e) => self.presence_page(e.offset, e.limit),

@@ -1,0 +1,176 @@
+//! Exactly-once writes (`docs/protocol.md` 4.3): a write repeated with its
+//! idempotency key gets the first answer and writes nothing again — on one
+//! server, after the server is killed and restarted, and through another
+//! server on the same Redis; another user's same key is another write.
+
+mod common;
+
+use common::{RedisTarget, TestServer};
+use roomcast_client::app::api::{CreateRoom, RoomQuery};
+use roomcast_client::app::error::ErrorCode;
+use roomcast_client::{Client, Socket};
+use serde_json::value::RawValue;
+
+fn raw(json: &str) -> Box<RawValue> {
+    RawValue::from_string(json.to_string()).expect("json")
+}
+
+fn described(text: &str) -> CreateRoom {
+    CreateRoom { description: Some(text.into()), max_members: Some(4), ..Default::default() }
+}
+
+async fn room_count(client: &Client) -> u64 {
+    client.rooms(&RoomQuery::default()).await.expect("rooms").total
+}
+
+async fn frame_bodies(client: &Client, room: &str) -> Vec<String> {
+    let page = client.frames(room, 0, 100).await.expect("frames");
+    page.frames.iter().map(|f| f.to_string()).collect()
+}
+
+/// Sends each kind of keyed write once on `first` and again on `again`
+/// (the same server, the same server restarted, or another server), and
+/// checks that the repeats changed nothing.
+struct Writes {
+    room: String,
+    frames_answer: u64,
+    match_room: String,
+    chat_id: u64,
+}
+
+async fn write_once(client: &Client, socket: &Socket) -> Writes {
+    let room = client.create_room_keyed(&described("keyed"), "k-create").await.expect("created").id;
+    let frames = [raw(r#"{"n":0}"#), raw(r#"{"n":1}"#)];
+    let frames_answer = client.append_frames_keyed(&room, &frames, "k-frames").await.expect("appended");
+    let match_room = client.quick_match_keyed(Some(3), "k-match").await.expect("matched").room.id;
+    socket.join_room(&room).await.expect("joined");
+    let chat_id = socket.send_chat_keyed(&room, "hello", "k-chat").await.expect("sent").id;
+    Writes { room, frames_answer, match_room, chat_id }
+}
+
+async fn assert_repeats_change_nothing(first: &Writes, client: &Client, socket: &Socket, rooms_before: u64) {
+    let again = client.create_room_keyed(&described("keyed"), "k-create").await.expect("the first answer");
+    assert_eq!(again.id, first.room, "the same room, not a second one");
+    let frames = [raw(r#"{"n":0}"#), raw(r#"{"n":1}"#)];
+    let answer = client.append_frames_keyed(&first.room, &frames, "k-frames").await.expect("the first answer");
+    assert_eq!(answer, first.frames_answer);
+    let matched = client.quick_match_keyed(Some(3), "k-match").await.expect("the first answer");
+    assert_eq!(matched.room.id, first.match_room);
+    socket.join_room(&first.room).await.expect("joined");
+    let message = socket.send_chat_keyed(&first.room, "hello", "k-chat").await.expect("the first answer");
+    assert_eq!(message.id, first.chat_id);
+
+    assert_eq!(room_count(client).await, rooms_before, "no room was created again");
+    assert_eq!(frame_bodies(client, &first.room).await, [r#"{"n":0}"#, r#"{"n":1}"#], "each frame once");
+    let chat = client.chat(&first.room, None, 100).await.expect("chat");
+    assert_eq!(chat.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["hello"], "the message once");
+}
+
+#[tokio::test]
+async fn a_repeated_write_gets_the_first_answer_and_writes_once() {
+    let server = TestServer::start().await;
+    let client = Client::sign_in(&server.url(""), "bot").await.expect("session");
+    let (socket, _events) = Socket::open(&client);
+    let first = write_once(&client, &socket).await;
+    let rooms = room_count(&client).await;
+    assert_eq!(rooms, 2, "the created room and the matched one");
+    assert_repeats_change_nothing(&first, &client, &socket, rooms).await;
+
+    // Without a key (or with a new one) the same write is a new write.
+    let second = client.create_room(&described("keyed")).await.expect("created");
+    assert_ne!(second.id, first.room);
+    let count = client.append_frames(&first.room, &[raw("{}")]).await.expect("appended");
+    assert_eq!(count, first.frames_answer + 1);
+}
+
+#[tokio::test]
+async fn a_key_used_again_for_another_write_is_refused_and_changes_nothing() {
+    let server = TestServer::start().await;
+    let client = Client::sign_in(&server.url(""), "bot").await.expect("session");
+    let room = client.create_room_keyed(&described("one"), "k").await.expect("created").id;
+    let other = client.create_room_keyed(&described("two"), "k").await.expect_err("another body");
+    assert_eq!(other.code(), Some(ErrorCode::Conflict), "{other}");
+    let frames = client.append_frames_keyed(&room, &[raw("{}")], "k").await.expect_err("another write");
+    assert_eq!(frames.code(), Some(ErrorCode::Conflict), "{frames}");
+    assert_eq!(room_count(&client).await, 1);
+    assert_eq!(client.room(&room).await.expect("room").frame_count, 0);
+
+    let (socket, _events) = Socket::open(&client);
+    socket.join_room(&room).await.expect("joined");
+    socket.send_chat_keyed(&room, "hi", "chat-k").await.expect("sent");
+    let edited = socket.send_chat_keyed(&room, "something else", "chat-k").await.expect_err("another text");
+    assert_eq!(edited.code(), Some(ErrorCode::Conflict), "{edited}");
+    let bad = socket.send_chat_keyed(&room, "hi", "no spaces allowed").await.expect_err("a bad key");
+    assert_eq!(bad.code(), Some(ErrorCode::BadRequest), "{bad}");
+    assert_eq!(client.chat(&room, None, 100).await.expect("chat").len(), 1);
+}
+
+#[tokio::test]
+async fn a_bad_idempotency_header_is_a_bad_request() {
+    let server = TestServer::start().await;
+    let token = server.session("bot").await;
+    let http = reqwest::Client::new();
+    for key in ["", "with space", &"k".repeat(256)] {
+        let answer = http
+            .post(server.url("/api/rooms"))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", key)
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(answer.status(), 400, "key {key:?}");
+        let body: serde_json::Value = answer.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "bad_request", "{body}");
+        assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("idempotency key")), "{body}");
+    }
+    let client = Client::with_token(&server.url(""), &token);
+    assert_eq!(room_count(&client).await, 0, "nothing was created");
+}
+
+#[tokio::test]
+async fn another_user_with_the_same_key_makes_its_own_write() {
+    let server = TestServer::start().await;
+    let alice = Client::sign_in(&server.url(""), "alice").await.expect("session");
+    let bob = Client::sign_in(&server.url(""), "bob").await.expect("session");
+    let hers = alice.create_room_keyed(&described("keyed"), "same").await.expect("created");
+    let his = bob.create_room_keyed(&described("keyed"), "same").await.expect("created");
+    assert_ne!(his.id, hers.id);
+    assert_eq!(his.host_name.as_deref(), Some("bob"));
+    let frames = [raw("{}")];
+    assert_eq!(alice.append_frames_keyed(&hers.id, &frames, "f").await.expect("appended"), 1);
+    assert_eq!(bob.append_frames_keyed(&hers.id, &frames, "f").await.expect("appended"), 2);
+}
+
+#[tokio::test]
+async fn keys_hold_after_the_server_is_killed_and_restarted() {
+    let mut server = TestServer::start().await;
+    let client = Client::sign_in(&server.url(""), "bot").await.expect("session");
+    let (socket, _events) = Socket::open(&client);
+    let first = write_once(&client, &socket).await;
+    let rooms = room_count(&client).await;
+    server.restart().await; // SIGKILL, then the same database
+    assert_repeats_change_nothing(&first, &client, &socket, rooms).await;
+}
+
+#[tokio::test]
+async fn keys_hold_through_another_server_on_the_same_redis() {
+    let redis = RedisTarget::required();
+    let a = TestServer::start_on_redis(Some(redis.clone()), &[]).await;
+    let b = TestServer::start_on_redis(Some(redis), &[]).await;
+    let on_a = Client::sign_in(&a.url(""), "bot").await.expect("session");
+    let token = on_a.token().expect("token").to_string();
+    let on_b = Client::with_token(&b.url(""), &token);
+    let (socket_a, _events_a) = Socket::open(&on_a);
+    let (socket_b, _events_b) = Socket::open(&on_b);
+    let first = write_once(&on_a, &socket_a).await;
+    let rooms = room_count(&on_a).await;
+    // B's list learns A's rooms from the overview channel.
+    for _ in 0..100 {
+        if room_count(&on_b).await == rooms {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_repeats_change_nothing(&first, &on_b, &socket_b, rooms).await;
+}
