@@ -64,6 +64,12 @@ enum Command {
         event: ClientEvent,
         reply: Replier,
     },
+    /// Joins a channel: its snapshot is applied to the store before any
+    /// later event of the connection.
+    Join {
+        channel: Channel,
+        reply: Replier,
+    },
     /// Ends the current connection (the socket connects again).
     Drop,
 }
@@ -118,18 +124,27 @@ impl Socket {
 
     /// Joins `room:<id>` (and again after every reconnect, once joined).
     pub async fn join_room(&self, room_id: &str) -> Result<JoinRoomReply> {
-        let channel = Channel::Room(room_id.to_string());
+        self.join(Channel::Room(room_id.to_string())).await
+    }
+
+    /// Joins a channel and remembers it; the task has applied the
+    /// snapshot to the store when this returns.
+    async fn join<T: DeserializeOwned>(&self, channel: Channel) -> Result<T> {
         self.remember(channel.clone());
-        match self.request_as::<JoinRoomReply>(join_event(&channel)).await {
-            Ok(reply) => {
-                self.store.joined(&reply);
-                Ok(reply)
+        let (reply, answer) = oneshot::channel();
+        let joined = async {
+            self.commands.send(Command::Join { channel: channel.clone(), reply }).map_err(|_| closed())?;
+            match tokio::time::timeout(REQUEST_TIMEOUT, answer).await {
+                Ok(Ok(result)) => Ok(serde_json::from_str(result?.get())?),
+                Ok(Err(_)) => Err(closed()),
+                Err(_) => Err(Error::Timeout(REQUEST_TIMEOUT)),
             }
-            Err(e) => {
-                self.forget(|c| *c == channel);
-                Err(e)
-            }
+        };
+        let joined = joined.await;
+        if joined.is_err() {
+            self.forget(|c| *c == channel);
         }
+        joined
     }
 
     pub async fn leave_room(&self, room_id: &str) -> Result<()> {
@@ -139,12 +154,11 @@ impl Socket {
     }
 
     /// Joins the room list with `query` (a window when it has a `limit`).
+    /// Joined without any filter or limit, the store holds every room:
+    /// the reply's first page, the rest read over REST, then every delta.
     pub async fn join_overview(&self, query: RoomQuery) -> Result<JoinOverviewReply> {
         self.forget(|c| matches!(c, Channel::Overview(_)));
-        self.remember(Channel::Overview(query.clone()));
-        let page: JoinOverviewReply = self.request_as(ClientEvent::JoinOverview(query)).await?;
-        page.rooms.iter().cloned().for_each(|r| self.store.put(r));
-        Ok(page)
+        self.join(Channel::Overview(query)).await
     }
 
     pub async fn leave_overview(&self) -> Result<()> {
@@ -241,8 +255,14 @@ fn backoff(attempt: u32) -> Duration {
 /// What a request is waiting for.
 enum Pending {
     Caller(Replier),
-    /// A join sent again after a reconnect: its reply refreshes the store.
-    Rejoin(Channel),
+    /// A join (the program's, or one sent again after a reconnect): its
+    /// reply refreshes the store first.
+    Join(Channel, Option<Replier>),
+}
+
+/// A query for the whole room list (no filter, no window).
+fn is_everything(query: &RoomQuery) -> bool {
+    query.q.is_none() && query.status.is_none() && query.hidden.is_none() && query.limit.is_none()
 }
 
 /// The socket's background task. It holds no command sender: it ends
@@ -262,6 +282,9 @@ impl Task {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         let mut attempt = 0;
         loop {
+            if commands.is_closed() {
+                return; // the program dropped every handle while disconnected
+            }
             let code = match tokio_tungstenite::connect_async(self.url()).await {
                 Ok((ws, _)) => {
                     attempt = 0;
@@ -277,7 +300,7 @@ impl Task {
                 }
             };
             for (_, pending) in self.pending.drain() {
-                if let Pending::Caller(reply) = pending {
+                if let Pending::Caller(reply) | Pending::Join(_, Some(reply)) = pending {
                     let _ = reply.send(Err(closed()));
                 }
             }
@@ -304,7 +327,7 @@ impl Task {
         let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for channel in channels {
             let event = join_event(&channel);
-            if self.send(&mut ws, event, Pending::Rejoin(channel)).await.is_err() {
+            if self.send(&mut ws, event, Pending::Join(channel, None)).await.is_err() {
                 return Some(None);
             }
         }
@@ -316,10 +339,16 @@ impl Task {
                             return Some(None);
                         }
                     }
+                    Command::Join { channel, reply } => {
+                        let event = join_event(&channel);
+                        if self.send(&mut ws, event, Pending::Join(channel, Some(reply))).await.is_err() {
+                            return Some(None);
+                        }
+                    }
                     Command::Drop => return Some(None),
                 },
                 message = ws.next() => match message {
-                    Some(Ok(Message::Text(text))) => self.on_text(text.as_str()),
+                    Some(Ok(Message::Text(text))) => self.on_text(text.as_str()).await,
                     Some(Ok(Message::Close(frame))) => return Some(frame.map(|f| u16::from(f.code))),
                     Some(Ok(_)) => {}
                     Some(Err(_)) | None => return Some(None),
@@ -335,7 +364,7 @@ impl Task {
         ws.send(Message::text(text)).await.map_err(|e| Error::Network(e.to_string()))
     }
 
-    fn on_text(&mut self, text: &str) {
+    async fn on_text(&mut self, text: &str) {
         match ServerMessage::decode(text) {
             Ok(ServerMessage::Reply(reply)) => {
                 let result = match (reply.ok, reply.data, reply.error) {
@@ -347,7 +376,12 @@ impl Task {
                     Some(Pending::Caller(tx)) => {
                         let _ = tx.send(result);
                     }
-                    Some(Pending::Rejoin(channel)) => self.rejoined(channel, result),
+                    Some(Pending::Join(channel, caller)) => {
+                        self.joined(channel, &result).await;
+                        if let Some(tx) = caller {
+                            let _ = tx.send(result);
+                        }
+                    }
                     None => {}
                 }
             }
@@ -356,19 +390,40 @@ impl Task {
         }
     }
 
-    fn rejoined(&self, channel: Channel, result: Result<Box<RawValue>>) {
+    /// Applies a join's snapshot to the store, before any later event.
+    async fn joined(&self, channel: Channel, result: &Result<Box<RawValue>>) {
         let store = &self.store;
         match (channel, result) {
             (Channel::Room(_), Ok(data)) => match serde_json::from_str::<JoinRoomReply>(data.get()) {
                 Ok(reply) => store.joined(&reply),
                 Err(e) => tracing::warn!(error = %e, "bad join:room reply"),
             },
-            (Channel::Overview(_), Ok(data)) => match serde_json::from_str::<JoinOverviewReply>(data.get()) {
+            (Channel::Overview(query), Ok(data)) => match serde_json::from_str::<JoinOverviewReply>(data.get()) {
+                Ok(page) if is_everything(&query) => {
+                    store.replace_rooms(page.rooms);
+                    self.read_the_rest(page.next).await;
+                }
                 Ok(page) => page.rooms.into_iter().for_each(|r| store.put(r)),
                 Err(e) => tracing::warn!(error = %e, "bad join:overview reply"),
             },
             (Channel::Room(id), Err(Error::Api(e))) if e.code == ErrorCode::NotFound => store.remove(&id),
-            (channel, Err(e)) => tracing::warn!(?channel, error = %e, "could not join again"),
+            (channel, Err(e)) => tracing::warn!(?channel, error = %e, "could not join"),
+        }
+    }
+
+    /// Reads the pages of the room list after the snapshot's first one.
+    /// Events wait meanwhile, so a delta newer than a page is applied
+    /// after it; a room a delta already brought is newer than its page.
+    async fn read_the_rest(&self, mut next: Option<String>) {
+        while let Some(after) = next {
+            let query = RoomQuery { after: Some(after), limit: Some(500), ..Default::default() };
+            match self.client.rooms(&query).await {
+                Ok(page) => {
+                    page.rooms.into_iter().for_each(|r| self.store.put_if_absent(r));
+                    next = page.next;
+                }
+                Err(e) => return tracing::warn!(error = %e, "could not read the rest of the room list"),
+            }
         }
     }
 

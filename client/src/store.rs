@@ -65,6 +65,18 @@ impl Store {
         self.lock().rooms.insert(room.id.clone(), room);
     }
 
+    /// The whole room list's first page: the rooms are these now (rooms
+    /// deleted while disconnected go), the later pages come next.
+    pub(crate) fn replace_rooms(&self, rooms: Vec<RoomMetadata>) {
+        self.lock().rooms = rooms.into_iter().map(|r| (r.id.clone(), r)).collect();
+    }
+
+    /// A room read from a later page of the list, unless a delta (newer)
+    /// brought it meanwhile.
+    pub(crate) fn put_if_absent(&self, room: RoomMetadata) {
+        self.lock().rooms.entry(room.id.clone()).or_insert(room);
+    }
+
     pub(crate) fn remove(&self, id: &str) {
         let mut state = self.lock();
         state.rooms.retain(|_, r| !r.id.eq_ignore_ascii_case(id));
