@@ -11,10 +11,13 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use futures::future::join_all;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{Semaphore, watch};
 
+use roomcast_client::app::api::RoomQuery;
+
 use crate::subscriber::Subscriber;
+use crate::wire;
 use crate::{Spawned, api, rss_kib, spawn_server};
 
 #[derive(Args)]
@@ -67,7 +70,7 @@ pub async fn run(args: Crowd) {
         &list_servers,
         &list_urls,
         &tokens[..n],
-        json!({ "event": "join:overview", "data": {}, "id": 1 }),
+        wire::frame(wire::join_overview(RoomQuery::default()), Some(1)),
         args.connect_batch,
     )
     .await;
@@ -85,7 +88,7 @@ pub async fn run(args: Crowd) {
     let (urls, room_servers) = servers(&args, redis).await;
     let tokens = sessions(&http, &urls[0], n + 2 * args.churn).await;
     let room = api::create_room(&http, &urls[0], &tokens[0]).await;
-    let join = json!({ "event": "join:room", "data": { "roomId": room }, "id": 1 });
+    let join = wire::frame(wire::join_room(&room, None), Some(1));
     let crowd = storm(&room_servers, &urls, &tokens[..n], join.clone(), args.connect_batch).await;
     println!(
         "  room:{room}  joined in {:.2} s ({:.2}x the overview), server RSS {:.1} KiB per connection ({:.2}x)",
@@ -137,7 +140,7 @@ async fn sessions(http: &reqwest::Client, url: &str, count: usize) -> Vec<String
 
 /// Connects one socket per token, in batches, each sending `join` and
 /// counting everything it receives; returns once every join is answered.
-async fn storm(servers: &[Spawned], urls: &[String], tokens: &[String], join: Value, batch: usize) -> Storm {
+async fn storm(servers: &[Spawned], urls: &[String], tokens: &[String], join: String, batch: usize) -> Storm {
     let rss = || servers.iter().filter_map(|s| rss_kib(s.child.id())).sum::<u64>();
     let before = rss();
     let start = Instant::now();
@@ -171,7 +174,7 @@ fn member(ws_url: String, join: String) -> (Member, tokio::sync::oneshot::Receiv
     let count = received.clone();
     let task = tokio::spawn(async move {
         let mut ws = connect(&ws_url).await;
-        let leave = format!(r#"{{"event":"leave:room","data":{{"roomId":{}}},"id":2}}"#, room_of(&join));
+        let leave = wire::frame(wire::leave_room(&room_of(&join)), Some(2));
         ws.send(join).await.expect("join");
         let mut joined = Some(joined);
         let mut done_asking = false;
@@ -220,12 +223,12 @@ async fn connect(ws_url: &str) -> Subscriber {
 /// The `"roomId"` of a join, as JSON text.
 fn room_of(join: &str) -> String {
     let v: Value = serde_json::from_str(join).unwrap_or_default();
-    v["data"]["roomId"].to_string()
+    v["data"]["roomId"].as_str().unwrap_or_default().to_string()
 }
 
 /// Others join and leave at `churn` per second each while the members
 /// count what reaches them.
-async fn churn(args: &Crowd, urls: &[String], tokens: &[String], join: &Value, members: &[Member]) {
+async fn churn(args: &Crowd, urls: &[String], tokens: &[String], join: &str, members: &[Member]) {
     let rate = args.churn.max(1);
     let mut inside: Vec<Member> = Vec::new();
     for (i, token) in tokens[..rate].iter().enumerate() {

@@ -15,8 +15,11 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
+use roomcast_client::app::protocol::ClientEvent;
+use roomcast_client::{Client, Socket};
+
 use super::api::{create_room, session};
-use super::spawn_server;
+use super::{spawn_server, wire};
 
 #[derive(Args)]
 pub struct Failover {
@@ -43,18 +46,18 @@ async fn connect(url: &str, token: &str) -> Ws {
 }
 
 /// Sends a request and waits for its reply; returns the reply's `data`.
-async fn request(ws: &mut Ws, id: u64, event: &str, data: Value) -> Value {
-    let msg = json!({ "event": event, "data": data, "id": id }).to_string();
-    ws.send(Message::Text(msg.into())).await.expect("send");
+async fn request(ws: &mut Ws, id: u64, event: ClientEvent) -> Value {
+    let event_name = event.name();
+    ws.send(Message::Text(wire::frame(event, Some(id)).into())).await.expect("send");
     while let Some(Ok(msg)) = ws.next().await {
         let Message::Text(text) = msg else { continue };
         let v: Value = serde_json::from_str(&text).unwrap_or_default();
         if v["event"] == "reply" && v["id"] == id {
-            assert_eq!(v["ok"], true, "{event}: {v}");
+            assert_eq!(v["ok"], true, "{event_name}: {v}");
             return v["data"].clone();
         }
     }
-    panic!("no reply to {event}");
+    panic!("no reply to {event_name}");
 }
 
 /// What a round measured.
@@ -94,10 +97,12 @@ async fn one_round(args: &Failover, round: usize) -> Round {
     let http = reqwest::Client::new();
     let token = session(&http, &url_a, "host").await;
     let id = create_room(&http, &url_a, &token).await;
-    let mut holder = connect(&url_a, &token).await;
-    request(&mut holder, 1, "join:room", json!({ "roomId": id })).await;
-    request(&mut holder, 2, "lock:acquire", json!({ "roomId": id, "msg": "Uploading 1/3" })).await;
-    request(&mut holder, 3, "presenter:request", json!({ "roomId": id })).await;
+    // The holder, through roomcast-client: what the watcher must see
+    // cleared once its server is gone.
+    let (holder, _events) = Socket::open(&Client::with_token(&url_a, &token));
+    holder.join_room(&id).await.expect("holder joined");
+    holder.lock(&id, "Uploading 1/3", 60).await.expect("lock");
+    holder.present(&id).await.expect("presenter");
     // The second server knows the room before its watcher joins (so that
     // a server that does not look a room up still gets measured).
     while !http.get(format!("{url_b}/api/rooms/{id}")).send().await.is_ok_and(|r| r.status().is_success()) {
@@ -105,7 +110,7 @@ async fn one_round(args: &Failover, round: usize) -> Round {
     }
     let watcher_token = session(&http, &url_b, "watcher").await;
     let mut watcher = connect(&url_b, &watcher_token).await;
-    let mut state = request(&mut watcher, 1, "join:room", json!({ "roomId": id })).await["room"].clone();
+    let mut state = request(&mut watcher, 1, wire::join_room(&id, None)).await["room"].clone();
 
     let killed = Instant::now();
     let _ = a.child.kill();

@@ -14,7 +14,10 @@ use futures::future::join_all;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
+use roomcast_client::app::api::{RoomQuery, RoomSort};
+
 use crate::subscriber::Subscriber;
+use crate::wire;
 use crate::{api, rss_kib, spawn_server};
 
 #[derive(Args)]
@@ -81,8 +84,9 @@ pub async fn run(args: List) {
     let html = http.get(format!("{reader}/rooms")).send().await.expect("GET /rooms").bytes().await.expect("html");
     println!("  GET /rooms         {} bytes of HTML (uncompressed)", html.len());
     let ws_url = reader.replace("http://", "ws://") + "/ws?token=" + &token;
-    let plain = ws_reply(&ws_url, json!({ "event": "join:overview", "data": {}, "id": 1 })).await;
-    let window = json!({ "event": "join:overview", "data": { "sort": "newest", "limit": 50 }, "id": 1 });
+    let plain = ws_reply(&ws_url, wire::frame(wire::join_overview(RoomQuery::default()), Some(1))).await;
+    let newest = RoomQuery { sort: Some(RoomSort::Newest), limit: Some(50), ..Default::default() };
+    let window = wire::frame(wire::join_overview(newest), Some(1));
     let windowed = ws_reply(&ws_url, window).await;
     println!(
         "  join:overview      {} bytes for every room (a first page of {}, total {}), {} bytes for a window of 50",
@@ -138,9 +142,9 @@ async fn wait_listed(http: &reqwest::Client, url: &str, count: usize) {
 }
 
 /// Sends one request on a fresh socket; the reply's text and value.
-async fn ws_reply(ws_url: &str, request: Value) -> (String, Value) {
+async fn ws_reply(ws_url: &str, request: String) -> (String, Value) {
     let mut ws = Subscriber::connect(ws_url).await.expect("connect");
-    ws.send(request.to_string()).await.expect("send");
+    ws.send(request).await.expect("send");
     loop {
         let text = ws.next_text().await.expect("a reply");
         if text.starts_with(r#"{"event":"reply""#) {
@@ -206,8 +210,8 @@ async fn search(http: &reqwest::Client, url: &str, ws_url: &str, count: usize) {
     for (i, term) in terms.iter().enumerate() {
         let start = Instant::now();
         let id = i as u64 + 1;
-        let join = json!({ "event": "join:overview", "data": { "q": term, "limit": 50 }, "id": id });
-        ws.send(join.to_string()).await.expect("send");
+        let query = RoomQuery { q: Some(term.to_string()), limit: Some(50), ..Default::default() };
+        ws.send(wire::frame(wire::join_overview(query), Some(id))).await.expect("send");
         let needle = format!(r#""id":{id},"#);
         while let Some(text) = ws.next_text().await {
             if text.starts_with(r#"{"event":"reply""#) && text.contains(&needle) {
@@ -227,8 +231,8 @@ async fn search(http: &reqwest::Client, url: &str, ws_url: &str, count: usize) {
 /// A window searching for a fresh word sees a room made with it enter.
 async fn live_window(http: &reqwest::Client, url: &str, token: &str, ws_url: &str) {
     let mut ws = Subscriber::connect(ws_url).await.expect("connect");
-    let join = json!({ "event": "join:overview", "data": { "q": "kingfisher", "limit": 50 }, "id": 1 });
-    ws.send(join.to_string()).await.expect("send");
+    let query = RoomQuery { q: Some("kingfisher".into()), limit: Some(50), ..Default::default() };
+    ws.send(wire::frame(wire::join_overview(query), Some(1))).await.expect("send");
     while let Some(text) = ws.next_text().await {
         if text.starts_with(r#"{"event":"reply""#) {
             break;

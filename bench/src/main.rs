@@ -33,7 +33,10 @@ mod floor;
 mod list;
 mod soak;
 mod subscriber;
+mod wire;
 mod writes;
+use roomcast_client::app::api::RoomQuery;
+use roomcast_client::app::model::Role;
 use subscriber::Subscriber;
 
 #[derive(Parser)]
@@ -345,10 +348,10 @@ async fn fanout(args: Fanout) {
     let ws_urls: Vec<String> = urls.iter().map(|u| u.replace("http://", "ws://") + "/ws?token=" + &token).collect();
     let ws_url = ws_urls[0].clone();
     let join = match channel {
-        Channel::Room => json!({ "event": "join:room", "data": { "roomId": room_id, "as": "spectator" }, "id": 1 }),
-        Channel::Overview => json!({ "event": "join:overview", "data": {}, "id": 1 }),
-    }
-    .to_string();
+        Channel::Room => wire::join_room(&room_id, Some(Role::Spectator)),
+        Channel::Overview => wire::join_overview(RoomQuery::default()),
+    };
+    let join = wire::frame(join, Some(1));
 
     // Connect every subscriber and wait for its join reply. Each starts
     // reading at once (presence events of later joins arrive meanwhile),
@@ -393,14 +396,10 @@ async fn fanout(args: Fanout) {
     let mut driver = None;
     if let Via::Ws = via {
         let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await.expect("driver connect");
-        for (id, event) in [
-            (1, json!({ "event": "join:room", "data": { "roomId": room_id, "as": "spectator" }, "id": 1 })),
-            (
-                2,
-                json!({ "event": "lock:acquire", "data": { "roomId": room_id, "msg": "bench", "ttlSeconds": 300 }, "id": 2 }),
-            ),
-        ] {
-            ws.send(Message::Text(event.to_string().into())).await.expect("driver send");
+        for (id, event) in
+            [(1, wire::join_room(&room_id, Some(Role::Spectator))), (2, wire::lock(&room_id, "bench", 300))]
+        {
+            ws.send(Message::Text(wire::frame(event, Some(id)).into())).await.expect("driver send");
             while let Some(Ok(msg)) = ws.next().await {
                 if let Message::Text(t) = msg
                     && t.contains(&format!("\"id\":{id}"))
@@ -429,8 +428,8 @@ async fn fanout(args: Fanout) {
         let text = format!("bench-t={} #{i}{last}", now_micros());
         match driver.as_mut() {
             Some(sink) => {
-                let event = json!({ "event": "lock:msg", "data": { "roomId": room_id, "msg": text } });
-                sink.send(Message::Text(event.to_string().into())).await.expect("driver send");
+                let event = wire::frame(wire::lock_msg(&room_id, &text), None);
+                sink.send(Message::Text(event.into())).await.expect("driver send");
             }
             None => {
                 // `unavailable` (503) is retried as it asks; anything else fails.

@@ -28,7 +28,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{cpu_millis, now_micros, rss_kib, spawn_server_with};
+use super::{cpu_millis, now_micros, rss_kib, spawn_server_with, wire};
 
 #[derive(Args)]
 pub struct Soak {
@@ -248,8 +248,7 @@ impl User {
             Err(e) => return fail(format!("socket: {e}")).await,
         };
         let (mut tx, rx) = ws.split();
-        let join = json!({ "id": 1, "event": "join:room", "data": { "roomId": self.room } });
-        let _ = tx.send(Message::text(join.to_string())).await;
+        let _ = tx.send(Message::text(wire::frame(wire::join_room(&self.room, None), Some(1)))).await;
         let reader = tokio::spawn(read_room(rx, seen.clone()));
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut n = 0u64;
@@ -258,8 +257,8 @@ impl User {
             n += 1;
             if n.is_multiple_of(2) {
                 let text = format!("t={}", now_micros());
-                let send = json!({ "id": n + 1, "event": "chat:send", "data": { "roomId": self.room, "text": text } });
-                if tx.send(Message::text(send.to_string())).await.is_err() {
+                let send = wire::frame(wire::chat(&self.room, &text), Some(n + 1));
+                if tx.send(Message::text(send)).await.is_err() {
                     fail("the socket closed".into()).await;
                     break;
                 }
@@ -437,8 +436,7 @@ async fn event_flood(from: IpAddr, port: u16, token: String, room: String) {
         };
         let (mut tx, mut rx) = ws.split();
         let drain = tokio::spawn(async move { while let Some(Ok(_)) = rx.next().await {} });
-        let join = json!({ "id": 1, "event": "join:room", "data": { "roomId": room } }).to_string();
-        let _ = tx.send(Message::text(join)).await;
+        let _ = tx.send(Message::text(wire::frame(wire::join_room(&room, None), Some(1)))).await;
         let mut every = pace(100.0);
         for n in 0u64.. {
             // Ten events every 10 ms: 1,000 a second.
@@ -446,7 +444,7 @@ async fn event_flood(from: IpAddr, port: u16, token: String, room: String) {
                 every.tick().await;
             }
             let frame = match n % 3 {
-                0 => json!({ "event": "chat:send", "data": { "roomId": room, "text": "spam" } }).to_string(),
+                0 => wire::frame(wire::chat(&room, "spam"), None),
                 1 => json!({ "event": "signal", "data": { "roomId": room, "to": "nobody", "kind": "ice", "payload": n } })
                     .to_string(),
                 _ => "{not json".to_string(),

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use serde_json::json;
+use roomcast_client::Client;
+use roomcast_client::app::api::PatchRoom;
 
 use super::api::{create_room, session};
 use super::{cpu_millis, spawn_server};
@@ -42,21 +43,15 @@ pub async fn run(args: Writes) {
     let done = Arc::new(AtomicU64::new(0));
     let until = Instant::now() + Duration::from_secs_f64(args.seconds);
     let started = Instant::now();
+    let client = Client::with_token(&url, &token);
     let writers = rooms.into_iter().map(|room| {
-        let (http, url, token, done) = (http.clone(), url.clone(), token.clone(), done.clone());
+        let (client, done) = (client.clone(), done.clone());
         tokio::spawn(async move {
             let mut n = 0u64;
             while Instant::now() < until {
                 n += 1;
-                let status = http
-                    .patch(format!("{url}/api/rooms/{room}"))
-                    .bearer_auth(&token)
-                    .json(&json!({ "description": format!("write {n}") }))
-                    .send()
-                    .await
-                    .expect("patch")
-                    .status();
-                assert!(status.is_success(), "patch answered {status}");
+                let patch = PatchRoom { description: Some(Some(format!("write {n}"))), ..Default::default() };
+                client.patch_room(&room, &patch).await.expect("patch");
                 done.fetch_add(1, Ordering::Relaxed);
             }
         })

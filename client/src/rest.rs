@@ -50,21 +50,36 @@ impl Client {
     /// A client of the server at `url` (e.g. `http://127.0.0.1:3000`)
     /// without a session: reads only, until [`Client::sign_in`].
     pub fn new(url: &str) -> Client {
-        Client { http: reqwest::Client::new(), base: url.trim_end_matches('/').to_string(), token: None }
+        Client::with_http(url, reqwest::Client::new())
+    }
+
+    /// A client making its requests with `http` (one with timeouts, a
+    /// proxy, or a local address of its own).
+    pub fn with_http(url: &str, http: reqwest::Client) -> Client {
+        Client { http, base: url.trim_end_matches('/').to_string(), token: None }
     }
 
     /// A client using an existing session's token.
     pub fn with_token(url: &str, token: &str) -> Client {
-        Client { token: Some(token.to_string()), ..Client::new(url) }
+        Client::new(url).using_token(token)
+    }
+
+    /// This client with an existing session's token.
+    pub fn using_token(self, token: &str) -> Client {
+        Client { token: Some(token.to_string()), ..self }
     }
 
     /// Creates a session named `user_name` and uses it from now on.
     pub async fn sign_in(url: &str, user_name: &str) -> Result<Client> {
-        let mut client = Client::new(url);
+        Client::new(url).signed_in(user_name).await
+    }
+
+    /// This client with a new session named `user_name`.
+    pub async fn signed_in(mut self, user_name: &str) -> Result<Client> {
         let body = SessionRequest { user_name: user_name.to_string() };
-        let info: SessionInfo = client.call(Method::POST, "/api/session", Some(&body)).await?;
-        client.token = info.token;
-        Ok(client)
+        let info: SessionInfo = self.call(Method::POST, "/api/session", Some(&body)).await?;
+        self.token = info.token;
+        Ok(self)
     }
 
     pub fn base_url(&self) -> &str {

@@ -208,6 +208,15 @@ impl Socket {
         self.request_as::<serde_json::Value>(ClientEvent::LockRelease(room(room_id))).await.map(drop)
     }
 
+    /// Becomes the room's presenter (`conflict` when someone else is).
+    pub async fn present(&self, room_id: &str) -> Result<()> {
+        self.request_as::<serde_json::Value>(ClientEvent::PresenterRequest(room(room_id))).await.map(drop)
+    }
+
+    pub async fn stop_presenting(&self, room_id: &str) -> Result<()> {
+        self.request_as::<serde_json::Value>(ClientEvent::PresenterRelease(room(room_id))).await.map(drop)
+    }
+
     pub async fn show_frame(&self, room_id: &str, frame: u64) -> Result<()> {
         let event = ClientEvent::FrameSet(FrameSet { room_id: room_id.to_string(), frame });
         self.request_as::<serde_json::Value>(event).await.map(drop)
