@@ -174,3 +174,29 @@ async fn keys_hold_through_another_server_on_the_same_redis() {
     }
     assert_repeats_change_nothing(&first, &on_b, &socket_b, rooms).await;
 }
+
+#[tokio::test]
+async fn a_retry_after_the_room_changed_still_gets_the_first_answer() {
+    let server = TestServer::start_with(&["--chat-burst", "1"]).await;
+    let alice = Client::sign_in(&server.url(""), "alice").await.expect("session");
+    let bob = Client::sign_in(&server.url(""), "bob").await.expect("session");
+    let room = alice.create_room(&described("changing")).await.expect("created").id;
+    assert_eq!(alice.append_frames_keyed(&room, &[raw("{}")], "f").await.expect("appended"), 1);
+    // Bob takes the temporary lock: new appends are refused, the retry is not.
+    let (bobs, _bob_events) = Socket::open(&bob);
+    bobs.join_room(&room).await.expect("joined");
+    bobs.lock(&room, "mine now", 60).await.expect("locked");
+    assert_eq!(alice.append_frames_keyed(&room, &[raw("{}")], "f").await.expect("the first answer"), 1);
+    let refused = alice.append_frames_keyed(&room, &[raw("{}")], "g").await.expect_err("locked");
+    assert_eq!(refused.code(), Some(ErrorCode::Locked), "{refused}");
+    // One message per window: the retry is its first answer, not a second
+    // message over the rate.
+    let (alices, _alice_events) = Socket::open(&alice);
+    alices.join_room(&room).await.expect("joined");
+    let sent = alices.send_chat_keyed(&room, "once", "c").await.expect("sent");
+    assert_eq!(alices.send_chat_keyed(&room, "once", "c").await.expect("the first answer"), sent);
+    let limited = alices.send_chat_keyed(&room, "twice", "d").await.expect_err("over the rate");
+    assert_eq!(limited.code(), Some(ErrorCode::RateLimited), "{limited}");
+    assert_eq!(alice.room(&room).await.expect("room").frame_count, 1);
+    assert_eq!(alice.chat(&room, None, 100).await.expect("chat").len(), 1);
+}

@@ -30,6 +30,7 @@ mod api;
 mod crowd;
 mod failover;
 mod floor;
+mod keys;
 mod list;
 mod soak;
 mod subscriber;
@@ -72,6 +73,9 @@ enum Cmd {
     Failover(failover::Failover),
     /// Durable writes per second with concurrent writers.
     Writes(writes::Writes),
+    /// Appends with and without an idempotency key, alternating rounds:
+    /// what exactly-once costs.
+    Keys(keys::Keys),
     /// Normal users under hostile traffic, against a calm run.
     Soak(soak::Soak),
     /// Many rooms: the room list's first HTML, replies, search and memory.
@@ -312,6 +316,7 @@ async fn main() {
         Cmd::Floor(args) => floor::run(args).await,
         Cmd::Failover(args) => failover::run(args).await,
         Cmd::Writes(args) => writes::run(args).await,
+        Cmd::Keys(args) => keys::run(args).await,
         Cmd::Soak(args) => soak::run(args).await,
         Cmd::List(args) => list::run(args).await,
         Cmd::Crowd(args) => crowd::run(args).await,

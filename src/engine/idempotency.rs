@@ -4,9 +4,12 @@
 //! within a day finds the receipt and gets the first answer back; nothing
 //! is written again.
 //!
-//! Each kind of keyed write is checked where such writes are already one
-//! at a time: frames and chat in their room's task (on the server owning
-//! the room), room creation under the registry lock, matchmaking under the
+//! Frames and chat, the frequent ones, are checked by the write itself:
+//! storage stores the receipt with the write unless one is kept under the
+//! key, and then writes nothing and answers that one (one step, no read
+//! before). Only a write refused (a room locked since, a rate reached) is
+//! looked up first, so that a retry of what was done gets its answer.
+//! Room creation is checked under the registry lock, matchmaking under the
 //! matchmaking locks (one across servers).
 
 use std::time::Duration;
@@ -85,13 +88,33 @@ pub async fn recall<T: DeserializeOwned>(
     if receipt.at < now_secs() - RECEIPT_TTL.as_secs_f64() {
         return Ok(None);
     }
-    if receipt.request != idem.request {
+    replay(&receipt, idem).map(Some)
+}
+
+/// The answer kept in a receipt found under the key of `idempotency`.
+pub fn replay<T: DeserializeOwned>(receipt: &Receipt, idempotency: &Idempotency) -> Result<T, EngineError> {
+    if receipt.request != idempotency.request {
         return Err(EngineError::conflict(format!(
             "the idempotency key `{}` was used for another request in the last 24 hours",
-            idem.key
+            idempotency.key
         )));
     }
-    serde_json::from_str(&receipt.answer).map(Some).map_err(|e| EngineError::internal(e.to_string()))
+    serde_json::from_str(&receipt.answer).map_err(|e| EngineError::internal(e.to_string()))
+}
+
+/// A keyed write that was refused: the first answer if the write was made
+/// before (the retry finds the room changed since: locked, a rate reached),
+/// else the refusal.
+pub async fn or_recalled<T: DeserializeOwned>(
+    refusal: EngineError,
+    storage: &dyn Storage,
+    user_id: &str,
+    idempotency: Option<&Idempotency>,
+) -> Result<T, EngineError> {
+    match recall(storage, user_id, idempotency).await? {
+        Some(first) => Ok(first),
+        None => Err(refusal),
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {

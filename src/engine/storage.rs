@@ -80,21 +80,28 @@ pub trait Storage: Send + Sync + 'static {
     async fn remove_idle_sessions(&self, ttl: Duration) -> StorageResult<u64>;
 
     /// Appends frames (raw JSON texts) at index `room.meta.frame_count -
-    /// frames.len()` and saves the room record (and the receipt), in one
-    /// transaction.
+    /// frames.len()` and saves the room record and the receipt, in one
+    /// transaction; unless a receipt is kept for the receipt's user and
+    /// key: then nothing is written and that receipt is the answer.
     async fn append_frames(
         &self,
         room: &StoredRoom,
         frames: Vec<String>,
         receipt: Option<&Receipt>,
-    ) -> StorageResult<()>;
+    ) -> StorageResult<Option<Receipt>>;
     /// Up to `limit` frames from `offset`, as raw JSON texts.
     async fn frames(&self, room_id: &str, offset: u64, limit: u64) -> StorageResult<Vec<String>>;
 
-    /// Inserts or replaces (an edit) a chat message, and removes the room's
-    /// messages older than the newest `keep` (and stores the receipt), in
-    /// one transaction.
-    async fn save_chat(&self, message: &ChatMessage, keep: u64, receipt: Option<&Receipt>) -> StorageResult<()>;
+    /// Inserts or replaces (an edit) a chat message, removes the room's
+    /// messages older than the newest `keep` and stores the receipt, in one
+    /// transaction; unless a receipt is kept for the receipt's user and
+    /// key: then nothing is written and that receipt is the answer.
+    async fn save_chat(
+        &self,
+        message: &ChatMessage,
+        keep: u64,
+        receipt: Option<&Receipt>,
+    ) -> StorageResult<Option<Receipt>>;
     /// Up to `limit` messages with ids below `before` (all when `None`),
     /// the newest of them, oldest first.
     async fn chat_page(&self, room_id: &str, before: Option<u64>, limit: u64) -> StorageResult<Vec<ChatMessage>>;

@@ -42,16 +42,31 @@ pub const LAST_CHAT_FIELD: &str = "last";
 
 /// Saves a chat message, keeps the newest id in `last` and removes the
 /// message that fell out of the kept window; with a receipt, stores it in
-/// the same step. KEYS: chat hash[, receipt]. ARGV: id, message, how many
-/// to keep[, receipt, its TTL in seconds].
+/// the same step, unless one is kept under its key: then writes nothing
+/// and returns that one. KEYS: chat hash[, receipt]. ARGV: id, message,
+/// how many to keep[, receipt, its TTL in seconds].
 pub const SAVE_CHAT: &str = r"
+if KEYS[2] and not redis.call('SET', KEYS[2], ARGV[4], 'NX', 'EX', ARGV[5]) then
+  return redis.call('GET', KEYS[2])
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-if KEYS[2] then redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[5]) end
 local id = tonumber(ARGV[1])
 if id > tonumber(redis.call('HGET', KEYS[1], 'last') or '0') then redis.call('HSET', KEYS[1], 'last', ARGV[1]) end
 local gone = id - tonumber(ARGV[3])
 if gone >= 1 then redis.call('HDEL', KEYS[1], tostring(gone)) end
-return 1";
+return false";
+
+/// Appends frames and saves the room record; with a receipt, stores it in
+/// the same step, unless one is kept under its key: then writes nothing
+/// and returns that one. KEYS: frames list, room record[, receipt]. ARGV:
+/// room record, receipt (or empty), its TTL in seconds, frames...
+pub const APPEND_FRAMES: &str = r"
+if KEYS[3] and not redis.call('SET', KEYS[3], ARGV[2], 'NX', 'EX', ARGV[3]) then
+  return redis.call('GET', KEYS[3])
+end
+redis.call('RPUSH', KEYS[1], unpack(ARGV, 4))
+redis.call('SET', KEYS[2], ARGV[1])
+return false";
 
 /// Frees the matchmaking lock if it is still ours. KEYS: lock. ARGV: token.
 pub const UNLOCK: &str = r"

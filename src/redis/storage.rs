@@ -20,7 +20,7 @@ use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
 use super::keys::Keys;
-use super::scripts::{LAST_CHAT_FIELD, SAVE_CHAT};
+use super::scripts::{APPEND_FRAMES, LAST_CHAT_FIELD, SAVE_CHAT};
 use crate::engine::idempotency::RECEIPT_TTL;
 use crate::engine::storage::{Receipt, Storage, StorageError, StorageResult, StoredRoom, StoredSession};
 
@@ -96,6 +96,20 @@ impl RedisStorage {
 fn encode_receipt(r: &Receipt) -> StorageResult<String> {
     let record = ReceiptRecord { request: r.request.clone(), answer: r.answer.clone(), at: r.at };
     serde_json::to_string(&record).map_err(err)
+}
+
+fn decode_receipt(user_id: &str, key: &str, text: &str) -> StorageResult<Receipt> {
+    let r: ReceiptRecord = serde_json::from_str(text).map_err(err)?;
+    Ok(Receipt { user_id: user_id.to_string(), key: key.to_string(), request: r.request, answer: r.answer, at: r.at })
+}
+
+/// What a write script with a receipt returned: the receipt already kept
+/// under the key (nothing was written), if any.
+fn earlier(receipt: Option<&Receipt>, kept: Option<String>) -> StorageResult<Option<Receipt>> {
+    match (receipt, kept) {
+        (Some(r), Some(text)) => decode_receipt(&r.user_id, &r.key, &text).map(Some),
+        _ => Ok(None),
+    }
 }
 
 #[async_trait]
@@ -191,13 +205,18 @@ impl Storage for RedisStorage {
         room: &StoredRoom,
         frames: Vec<String>,
         receipt: Option<&Receipt>,
-    ) -> StorageResult<()> {
+    ) -> StorageResult<Option<Receipt>> {
         let key = room_key(&room.meta.id);
-        let text = encode_room(room)?;
-        let mut pipe = redis::pipe();
-        pipe.atomic().rpush(self.keys.frames(&key), frames).ignore().set(self.keys.room(&key), text).ignore();
-        self.put_receipt(&mut pipe, receipt)?;
-        pipe.query_async::<()>(&mut self.conn.clone()).await.map_err(redis_err)
+        let script = redis::Script::new(APPEND_FRAMES);
+        let mut call = script.key(self.keys.frames(&key));
+        call.key(self.keys.room(&key)).arg(encode_room(room)?);
+        match receipt {
+            Some(r) => call.key(self.keys.receipt(&r.user_id, &r.key)).arg(encode_receipt(r)?),
+            None => call.arg(""),
+        };
+        call.arg(RECEIPT_TTL.as_secs()).arg(frames);
+        let kept: Option<String> = call.invoke_async(&mut self.conn.clone()).await.map_err(redis_err)?;
+        earlier(receipt, kept)
     }
 
     async fn frames(&self, room_id: &str, offset: u64, limit: u64) -> StorageResult<Vec<String>> {
@@ -210,7 +229,12 @@ impl Storage for RedisStorage {
         c.lrange(self.keys.frames(&room_key(room_id)), start, stop).await.map_err(redis_err)
     }
 
-    async fn save_chat(&self, message: &ChatMessage, keep: u64, receipt: Option<&Receipt>) -> StorageResult<()> {
+    async fn save_chat(
+        &self,
+        message: &ChatMessage,
+        keep: u64,
+        receipt: Option<&Receipt>,
+    ) -> StorageResult<Option<Receipt>> {
         let text = serde_json::to_string(message).map_err(err)?;
         let script = redis::Script::new(SAVE_CHAT);
         let mut call = script.key(self.keys.chat(&room_key(&message.room_id)));
@@ -218,7 +242,8 @@ impl Storage for RedisStorage {
         if let Some(r) = receipt {
             call.key(self.keys.receipt(&r.user_id, &r.key)).arg(encode_receipt(r)?).arg(RECEIPT_TTL.as_secs());
         }
-        call.invoke_async::<()>(&mut self.conn.clone()).await.map_err(redis_err)
+        let kept: Option<String> = call.invoke_async(&mut self.conn.clone()).await.map_err(redis_err)?;
+        earlier(receipt, kept)
     }
 
     async fn chat_page(&self, room_id: &str, before: Option<u64>, limit: u64) -> StorageResult<Vec<ChatMessage>> {
@@ -258,15 +283,7 @@ impl Storage for RedisStorage {
 
     async fn receipt(&self, user_id: &str, key: &str) -> StorageResult<Option<Receipt>> {
         let text: Option<String> = self.conn.clone().get(self.keys.receipt(user_id, key)).await.map_err(redis_err)?;
-        let Some(text) = text else { return Ok(None) };
-        let r: ReceiptRecord = serde_json::from_str(&text).map_err(err)?;
-        Ok(Some(Receipt {
-            user_id: user_id.to_string(),
-            key: key.to_string(),
-            request: r.request,
-            answer: r.answer,
-            at: r.at,
-        }))
+        text.map(|t| decode_receipt(user_id, key, &t)).transpose()
     }
 
     async fn save_receipt(&self, receipt: &Receipt) -> StorageResult<()> {

@@ -6,6 +6,7 @@
 mod writer;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -60,7 +61,12 @@ CREATE INDEX IF NOT EXISTS receipts_at ON receipts (at);
 pub struct SqliteStorage {
     reader: Arc<Mutex<Connection>>,
     writer: Arc<Writer>,
+    /// When receipts past their day were last removed (Unix seconds).
+    pruned_at: Arc<AtomicU64>,
 }
+
+/// How often receipts past their day are removed, at most.
+const PRUNE_EVERY_SECS: u64 = 60;
 
 /// Writes that may share one commit, by default.
 pub const DEFAULT_WRITE_BATCH: usize = 256;
@@ -84,7 +90,53 @@ impl SqliteStorage {
         writing.execute_batch(SCHEMA).map_err(err)?;
         migrate(&writing)?;
         let reader = Arc::new(Mutex::new(connect(path)?));
-        Ok(SqliteStorage { reader, writer: Arc::new(Writer::start(writing, max_batch)?) })
+        let writer = Arc::new(Writer::start(writing, max_batch)?);
+        Ok(SqliteStorage { reader, writer, pruned_at: Arc::default() })
+    }
+
+    /// Runs a write with a receipt in the next commit, unless a receipt is
+    /// kept for its user and key: then only answers that one.
+    async fn write_once(
+        &self,
+        receipt: Option<&Receipt>,
+        job: impl FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
+    ) -> StorageResult<Option<Receipt>> {
+        let receipt = receipt.cloned();
+        if receipt.is_some() {
+            self.prune_receipts_if_due();
+        }
+        let earlier = Arc::new(Mutex::new(None));
+        let slot = earlier.clone();
+        self.write(move |c| match claim_receipt(c, receipt.as_ref())? {
+            Some(found) => {
+                *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(found);
+                Ok(())
+            }
+            None => job(c),
+        })
+        .await?;
+        Ok(earlier.lock().unwrap_or_else(|e| e.into_inner()).take())
+    }
+
+    /// Removes receipts past their day, once a minute at most, in a commit
+    /// of its own (not waited for: the writes go on meanwhile).
+    fn prune_receipts_if_due(&self) {
+        let now = unix_now();
+        let last = self.pruned_at.load(Ordering::Relaxed);
+        if (now as u64) < last + PRUNE_EVERY_SECS
+            || self.pruned_at.compare_exchange(last, now as u64, Ordering::Relaxed, Ordering::Relaxed).is_err()
+        {
+            return;
+        }
+        let writer = self.writer.clone();
+        let cutoff = now - RECEIPT_TTL.as_secs_f64();
+        tokio::spawn(async move {
+            let prune =
+                move |c: &Connection| c.execute("DELETE FROM receipts WHERE at < ?1", params![cutoff]).map(drop);
+            if let Err(e) = writer.write(Box::new(prune)).await {
+                tracing::warn!(error = %e, "could not remove old receipts");
+            }
+        });
     }
 
     /// Runs a write in the next commit; returns once it is on disk.
@@ -144,17 +196,38 @@ fn key(id: &str) -> String {
     app::ids::room_key(id)
 }
 
-/// Stores a receipt in the write's transaction, and removes those past
-/// their day (the index on `at` makes that a short look when none are).
+/// Stores a receipt in the write's transaction (replacing one past its
+/// day: those are removed only once a minute).
 fn put_receipt(c: &Connection, receipt: Option<&Receipt>) -> rusqlite::Result<()> {
-    let Some(r) = receipt else { return Ok(()) };
-    c.prepare_cached("DELETE FROM receipts WHERE at < ?1")?.execute(params![r.at - RECEIPT_TTL.as_secs_f64()])?;
-    c.prepare_cached(
-        "INSERT INTO receipts (user_id, key, request, answer, at) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT(user_id, key) DO UPDATE SET request = excluded.request, answer = excluded.answer, at = excluded.at",
-    )?
-    .execute(params![r.user_id, r.key, r.request, r.answer, r.at])?;
-    Ok(())
+    claim_receipt(c, receipt).map(drop)
+}
+
+/// Like `put_receipt`, unless a receipt of the last day is kept for the
+/// user and key: then that one (and the write must not be made).
+fn claim_receipt(c: &Connection, receipt: Option<&Receipt>) -> rusqlite::Result<Option<Receipt>> {
+    let Some(r) = receipt else { return Ok(None) };
+    let added = c
+        .prepare_cached(
+            "INSERT INTO receipts (user_id, key, request, answer, at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(user_id, key) DO UPDATE SET request = excluded.request, answer = excluded.answer,
+                 at = excluded.at WHERE receipts.at < ?6",
+        )?
+        .execute(params![r.user_id, r.key, r.request, r.answer, r.at, r.at - RECEIPT_TTL.as_secs_f64()])?;
+    if added == 1 { Ok(None) } else { read_receipt(c, &r.user_id, &r.key) }
+}
+
+fn read_receipt(c: &Connection, user_id: &str, key: &str) -> rusqlite::Result<Option<Receipt>> {
+    c.prepare_cached("SELECT request, answer, at FROM receipts WHERE user_id = ?1 AND key = ?2")?
+        .query_row(params![user_id, key], |r| {
+            Ok(Receipt {
+                user_id: user_id.to_string(),
+                key: key.to_string(),
+                request: r.get(0)?,
+                answer: r.get(1)?,
+                at: r.get(2)?,
+            })
+        })
+        .optional()
 }
 
 #[async_trait]
@@ -194,6 +267,9 @@ impl Storage for SqliteStorage {
         let k = key(&room.meta.id);
         let last_active = room.last_active;
         let receipt = receipt.cloned();
+        if receipt.is_some() {
+            self.prune_receipts_if_due();
+        }
         self.write(move |c| {
             c.prepare_cached(
                 "INSERT INTO rooms (key, meta, last_active) VALUES (?1, ?2, ?3)
@@ -285,15 +361,15 @@ impl Storage for SqliteStorage {
 
     async fn remove_idle_sessions(&self, ttl: Duration) -> StorageResult<u64> {
         let cutoff = unix_now() - ttl.as_secs_f64();
-        let removed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let removed = Arc::new(AtomicU64::new(0));
         let count = removed.clone();
         self.write(move |c| {
             let n = c.execute("DELETE FROM sessions WHERE last_seen < ?1", params![cutoff])?;
-            count.store(n as u64, std::sync::atomic::Ordering::Relaxed);
+            count.store(n as u64, Ordering::Relaxed);
             Ok(())
         })
         .await?;
-        Ok(removed.load(std::sync::atomic::Ordering::Relaxed))
+        Ok(removed.load(Ordering::Relaxed))
     }
 
     async fn append_frames(
@@ -301,13 +377,12 @@ impl Storage for SqliteStorage {
         room: &StoredRoom,
         frames: Vec<String>,
         receipt: Option<&Receipt>,
-    ) -> StorageResult<()> {
+    ) -> StorageResult<Option<Receipt>> {
         let meta = serde_json::to_string(&room.meta).map_err(err)?;
-        let receipt = receipt.cloned();
         let k = key(&room.meta.id);
         let last_active = room.last_active;
         let start = room.meta.frame_count - frames.len() as u64;
-        self.write(move |c| {
+        self.write_once(receipt, move |c| {
             {
                 let mut insert = c.prepare_cached("INSERT INTO frames (room, idx, body) VALUES (?1, ?2, ?3)")?;
                 for (i, body) in frames.iter().enumerate() {
@@ -315,7 +390,7 @@ impl Storage for SqliteStorage {
                 }
             }
             c.execute("UPDATE rooms SET meta = ?2, last_active = ?3 WHERE key = ?1", params![k, meta, last_active])?;
-            put_receipt(c, receipt.as_ref())
+            Ok(())
         })
         .await
     }
@@ -331,20 +406,24 @@ impl Storage for SqliteStorage {
         .await
     }
 
-    async fn save_chat(&self, message: &ChatMessage, keep: u64, receipt: Option<&Receipt>) -> StorageResult<()> {
+    async fn save_chat(
+        &self,
+        message: &ChatMessage,
+        keep: u64,
+        receipt: Option<&Receipt>,
+    ) -> StorageResult<Option<Receipt>> {
         let body = serde_json::to_string(message).map_err(err)?;
-        let receipt = receipt.cloned();
         let k = key(&message.room_id);
         let id = message.id as i64;
         let oldest_kept = message.id.saturating_sub(keep.saturating_sub(1)) as i64;
-        self.write(move |c| {
+        self.write_once(receipt, move |c| {
             c.prepare_cached(
                 "INSERT INTO chat (room, id, body) VALUES (?1, ?2, ?3)
                  ON CONFLICT(room, id) DO UPDATE SET body = excluded.body",
             )?
             .execute(params![k, id, body])?;
             c.prepare_cached("DELETE FROM chat WHERE room = ?1 AND id < ?2")?.execute(params![k, oldest_kept])?;
-            put_receipt(c, receipt.as_ref())
+            Ok(())
         })
         .await
     }
@@ -386,27 +465,37 @@ impl Storage for SqliteStorage {
 
     async fn receipt(&self, user_id: &str, key: &str) -> StorageResult<Option<Receipt>> {
         let (user_id, key) = (user_id.to_string(), key.to_string());
-        self.with(move |c| {
-            c.query_row(
-                "SELECT request, answer, at FROM receipts WHERE user_id = ?1 AND key = ?2",
-                params![user_id, key],
-                |r| {
-                    Ok(Receipt {
-                        user_id: user_id.clone(),
-                        key: key.clone(),
-                        request: r.get(0)?,
-                        answer: r.get(1)?,
-                        at: r.get(2)?,
-                    })
-                },
-            )
-            .optional()
-        })
-        .await
+        self.with(move |c| read_receipt(c, &user_id, &key)).await
     }
 
     async fn save_receipt(&self, receipt: &Receipt) -> StorageResult<()> {
         let receipt = receipt.clone();
+        self.prune_receipts_if_due();
         self.write(move |c| put_receipt(c, Some(&receipt))).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receipt(answer: &str, at: f64) -> Receipt {
+        Receipt { user_id: "u_1".into(), key: "k".into(), request: "w".into(), answer: answer.into(), at }
+    }
+
+    #[test]
+    fn a_kept_receipt_stops_the_write_and_one_past_its_day_does_not() {
+        let conn = Connection::open_in_memory().expect("db");
+        conn.execute_batch(SCHEMA).expect("schema");
+        let now = unix_now();
+        assert_eq!(claim_receipt(&conn, Some(&receipt("first", now))).expect("claim"), None, "stored");
+        let kept = claim_receipt(&conn, Some(&receipt("second", now))).expect("claim");
+        assert_eq!(kept.map(|r| r.answer).as_deref(), Some("first"), "the first is kept and answered");
+
+        let old = now - RECEIPT_TTL.as_secs_f64() - 1.0;
+        conn.execute("UPDATE receipts SET at = ?1", params![old]).expect("age it");
+        assert_eq!(claim_receipt(&conn, Some(&receipt("third", now))).expect("claim"), None, "replaced");
+        let stored = read_receipt(&conn, "u_1", "k").expect("read").expect("kept");
+        assert_eq!((stored.answer.as_str(), stored.at), ("third", now));
     }
 }

@@ -43,11 +43,11 @@ impl RoomActor {
         let text = validate_chat_text(&text)?;
         let what = format!("chat:send {}", self.key);
         let idempotency = Idempotency::maybe(key.as_deref(), &what, text.as_bytes())?;
-        let storage = &*self.shared.storage;
-        if let Some(first) = recall::<ChatReply>(storage, &conn.user.id, idempotency.as_ref()).await? {
+        if let Err(refusal) = self.chat_allowed(&conn.user.id) {
+            let storage = &*self.shared.storage;
+            let first = or_recalled::<ChatReply>(refusal, storage, &conn.user.id, idempotency.as_ref()).await?;
             return Ok(serde_json::to_value(first).unwrap_or_default());
         }
-        self.chat_allowed(&conn.user.id)?;
         self.recent_chat().await?;
         let keep = self.settings().max_chat_per_room;
         let Some((recent, last)) = self.chat.as_mut() else {
@@ -63,8 +63,11 @@ impl RoomActor {
             edited_at: None,
         };
         let reply = ChatReply { message: message.clone() };
-        let receipt = idempotency.map(|i| i.receipt(&conn.user.id, &reply)).transpose()?;
-        self.shared.storage.save_chat(&message, keep, receipt.as_ref()).await.map_err(storage_failed)?;
+        let receipt = idempotency.as_ref().map(|i| i.receipt(&conn.user.id, &reply)).transpose()?;
+        let earlier = self.shared.storage.save_chat(&message, keep, receipt.as_ref()).await.map_err(storage_failed)?;
+        if let (Some(first), Some(idem)) = (earlier, &idempotency) {
+            return Ok(serde_json::to_value(replay::<ChatReply>(&first, idem)?).unwrap_or_default());
+        }
         *last = message.id;
         recent.push_back(message.clone());
         if recent.len() > RECENT_CHAT {
