@@ -200,3 +200,21 @@ async fn a_retry_after_the_room_changed_still_gets_the_first_answer() {
     assert_eq!(alice.room(&room).await.expect("room").frame_count, 1);
     assert_eq!(alice.chat(&room, None, 100).await.expect("chat").len(), 1);
 }
+
+#[tokio::test]
+async fn a_retry_reaches_the_new_owner_after_the_first_server_died() {
+    let redis = RedisTarget::required();
+    let mut a = TestServer::start_on_redis(Some(redis.clone()), &[]).await;
+    let b = TestServer::start_on_redis(Some(redis), &[]).await;
+    let on_a = Client::sign_in(&a.url(""), "bot").await.expect("session");
+    let on_b = Client::with_token(&b.url(""), on_a.token().expect("token"));
+    let room = on_a.create_room(&described("owned by a")).await.expect("created").id;
+    let frames = [raw(r#"{"n":0}"#)];
+    assert_eq!(on_a.append_frames_keyed(&room, &frames, "k").await.expect("appended"), 1);
+    a.kill(); // SIGKILL: b takes the room over from Redis
+    // The retry waits out the take-over (`unavailable` is retried) and
+    // finds the receipt the dead owner stored with the frames.
+    assert_eq!(on_b.append_frames_keyed(&room, &frames, "k").await.expect("the first answer"), 1);
+    assert_eq!(frame_bodies(&on_b, &room).await, [r#"{"n":0}"#]);
+    assert_eq!(on_b.append_frames_keyed(&room, &frames, "k2").await.expect("a new write"), 2);
+}
