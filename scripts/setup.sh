@@ -35,6 +35,7 @@ if [ "$mode" = test ]; then
   missing=()
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl) # a TLS server for the client's test
   if [ "${#missing[@]}" -gt 0 ]; then
     say "apt-get install ${missing[*]}"
     apt-get update -qq

@@ -141,3 +141,59 @@ async fn a_dropped_connection_rejoins_and_the_presence_page_follows() {
     assert_eq!(a.join_room("missing").await.expect_err("no such room").code(), Some(ErrorCode::NotFound));
     assert_eq!(a.unlock("pair").await.expect_err("no lock held").code(), Some(ErrorCode::NotFound));
 }
+
+/// An HTTPS server with a certificate nobody vouches for (`openssl
+/// s_server`, which `scripts/setup.sh test` installs).
+struct UntrustedTls {
+    port: u16,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl UntrustedTls {
+    async fn start() -> UntrustedTls {
+        let dir = tempfile::tempdir().expect("dir");
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let made = std::process::Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+            .args(["-days", "1", "-subj", "/CN=localhost", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl (scripts/setup.sh test installs it)");
+        assert!(made.success(), "a self-signed certificate");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+        let child = std::process::Command::new("openssl")
+            .args(["s_server", "-quiet", "-www", "-accept", &format!("127.0.0.1:{port}"), "-cert"])
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("openssl s_server");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(tokio::time::Instant::now() < deadline, "s_server never listened");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        UntrustedTls { port, child, _dir: dir }
+    }
+}
+
+impl Drop for UntrustedTls {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn https_urls_speak_tls_and_an_untrusted_certificate_is_refused() {
+    let tls = UntrustedTls::start().await;
+    let refused = Client::sign_in(&format!("https://127.0.0.1:{}", tls.port), "bot").await.expect_err("untrusted");
+    assert!(refused.is_retryable(), "a network failure: {refused}");
+    assert!(refused.to_string().contains("certificate"), "the certificate is what was refused: {refused}");
+}

@@ -45,8 +45,21 @@ impl Error {
 
 impl From<reqwest::Error> for Error {
     fn from(e: reqwest::Error) -> Self {
-        if e.is_decode() { Error::Decode(e.to_string()) } else { Error::Network(e.to_string()) }
+        if e.is_decode() { Error::Decode(e.to_string()) } else { Error::Network(with_causes(&e)) }
     }
+}
+
+/// An error and what caused it ("error sending request: …: invalid peer
+/// certificate: UnknownIssuer"): the top line alone rarely says why.
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 impl From<serde_json::Error> for Error {
