@@ -84,11 +84,12 @@ async fn the_socket_survives_a_restart_joins_again_and_catches_up() {
     until(&mut events, |e| matches!(e, Event::Server(ServerEvent::RoomUpdate(_))).then_some(())).await;
     assert_eq!(socket.store().room("live").and_then(|r| r.description).as_deref(), Some("one"));
 
-    // The server dies: a request fails (it does not hang), the socket
-    // reconnects once the server is back and joins the room again.
+    // The server dies: a request fails at its timeout (it does not hang;
+    // `send_chat` would send again), the socket reconnects once the server
+    // is back and joins the room again.
     server.kill();
     until(&mut events, |e| matches!(e, Event::Disconnected { .. }).then_some(())).await;
-    let lost = socket.send_chat("live", "while down").await.expect_err("no server");
+    let lost = socket.lock_message("live", "while down").await.expect_err("no server");
     assert!(lost.is_retryable(), "{lost}");
     server.restart().await;
     // Changes the socket cannot hear: it has not reconnected yet.
