@@ -106,26 +106,60 @@ async fn a_key_used_again_for_another_write_is_refused_and_changes_nothing() {
 }
 
 #[tokio::test]
-async fn a_bad_idempotency_header_is_a_bad_request() {
+async fn a_bad_idempotency_header_is_a_bad_request_on_every_keyed_write() {
     let server = TestServer::start().await;
     let token = server.session("bot").await;
-    let http = reqwest::Client::new();
-    for key in ["", "with space", &"k".repeat(256)] {
-        let answer = http
-            .post(server.url("/api/rooms"))
-            .bearer_auth(&token)
-            .header("Idempotency-Key", key)
-            .json(&serde_json::json!({}))
-            .send()
-            .await
-            .expect("answer");
-        assert_eq!(answer.status(), 400, "key {key:?}");
-        let body: serde_json::Value = answer.json().await.expect("json");
-        assert_eq!(body["error"]["code"], "bad_request", "{body}");
-        assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("idempotency key")), "{body}");
-    }
     let client = Client::with_token(&server.url(""), &token);
-    assert_eq!(room_count(&client).await, 0, "nothing was created");
+    let room = client.create_room(&described("target")).await.expect("created").id;
+    let http = reqwest::Client::new();
+    let writes =
+        [("/api/rooms".to_string(), "{}"), (format!("/api/rooms/{room}/frames"), "[1]"), ("/api/match".into(), "{}")];
+    let keys: [&[u8]; 4] = [b"", b"with space", &[b'k'; 256], b"caf\xc3\xa9"];
+    for (path, body) in &writes {
+        for key in keys {
+            let answer = http
+                .post(server.url(path))
+                .bearer_auth(&token)
+                .header("Idempotency-Key", reqwest::header::HeaderValue::from_bytes(key).expect("a header value"))
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .expect("answer");
+            assert_eq!(answer.status(), 400, "{path} with key {key:?}");
+            let error: serde_json::Value = answer.json().await.expect("json");
+            assert_eq!(error["error"]["code"], "bad_request", "{error}");
+            assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("idempotency key")), "{error}");
+        }
+    }
+    assert_eq!(room_count(&client).await, 1, "nothing was created");
+    assert_eq!(client.room(&room).await.expect("room").frame_count, 0, "nothing was appended");
+}
+
+#[tokio::test]
+async fn a_repeated_match_keeps_its_room_after_its_seat_went_to_others() {
+    let server = TestServer::start_with(&["--seat-grace-seconds", "0.3"]).await;
+    let bot = Client::sign_in(&server.url(""), "bot").await.expect("session");
+    let first = bot.quick_match_keyed(Some(2), "m").await.expect("matched").room.id;
+    // The held seat lapses (the bot never joined); two others fill the room.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while bot.room(&first).await.expect("room").member_count > 0 {
+        assert!(std::time::Instant::now() < deadline, "the held seat lapses");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut seated = Vec::new(); // connected until the test ends
+    for name in ["ann", "ben"] {
+        let other = Client::sign_in(&server.url(""), name).await.expect("session");
+        let (socket, events) = Socket::open(&other);
+        let room = other.quick_match(Some(2)).await.expect("matched").room.id;
+        assert_eq!(room, first);
+        socket.join_room(&room).await.expect("joined: the seat stays taken");
+        seated.push((socket, events));
+    }
+    assert_eq!(bot.quick_match_keyed(Some(2), "m").await.expect("the first answer").room.id, first);
+    assert_eq!(room_count(&bot).await, 1, "no room opened for the repeat");
+    let fresh = bot.quick_match_keyed(Some(2), "m2").await.expect("a new match").room.id;
+    assert_ne!(fresh, first, "a new key is a new match, in a new room: the room is full");
 }
 
 #[tokio::test]

@@ -31,7 +31,8 @@ impl Error {
     /// Whether sending the same request again may succeed: the network
     /// failed, or the server said `unavailable` (nothing was changed).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Network(_) | Error::Timeout(_)) || self.code() == Some(ErrorCode::Unavailable)
+        matches!(self, Error::Network(_) | Error::Timeout(_))
+            || matches!(self.code(), Some(ErrorCode::Unavailable | ErrorCode::Timeout))
     }
 
     /// How long the server asked to wait before trying again.

@@ -141,7 +141,9 @@ impl Socket {
             }
         };
         let joined = joined.await;
-        if joined.is_err() {
+        // Refused: not a channel to be in. Lost or late: the server may have
+        // joined it, and the next connection joins it again.
+        if let Err(Error::Api(_)) = joined {
             self.forget(|c| *c == channel);
         }
         joined

@@ -119,6 +119,39 @@ test("uploads count frames and a bad file leaves no stale progress", async ({ pa
   await expect(page.getByTestId("upload-status")).toHaveCount(0);
 });
 
+test("an upload whose answer is lost sends that chunk again, and it is stored once", async ({ page }) => {
+  const api = await server.api("script");
+  await api.createRoom({ id: "lossy" });
+  await open(page, `${server.url}/rooms/lossy`);
+  await connected(page);
+  // The first append reaches the server and is stored, but the page never
+  // gets its answer: the connection is reset instead.
+  const keys: string[] = [];
+  await page.route("**/api/rooms/lossy/frames", async (route) => {
+    if (route.request().method() !== "POST") return route.continue();
+    keys.push((await route.request().headerValue("idempotency-key")) ?? "");
+    if (keys.length === 1) {
+      const stored = await route.fetch();
+      expect(stored.status()).toBe(200);
+      return route.abort("connectionreset");
+    }
+    return route.continue();
+  });
+  const frames = Array.from({ length: 250 }, (_, i) => ({ n: i }));
+  const input = page.getByTestId("upload-input");
+  await input.setInputFiles({ name: "f.json", mimeType: "application/json", buffer: Buffer.from(JSON.stringify(frames)) });
+  await expect(page.getByTestId("upload-status")).toHaveText("250/250 frames");
+  await expect(page.getByTestId("room-frame-count")).toHaveText("250");
+  // Chunks of 100: the lost one was sent again with its key, the others once.
+  expect(keys).toHaveLength(4);
+  expect(keys[1]).toBe(keys[0]);
+  expect(new Set(keys).size).toBe(3);
+  expect(keys.every((k) => k.length > 0)).toBe(true);
+  const page0 = await (await api.ctx.get("/api/rooms/lossy/frames?offset=0&limit=1000")).json();
+  expect(page0.frameCount).toBe(250);
+  expect(page0.frames.map((f: { n: number }) => f.n)).toEqual(frames.map((f) => f.n));
+});
+
 test("a lost connection is announced, and cleared once back", async ({ page }) => {
   await open(page, `${server.url}/rooms`);
   await connected(page);

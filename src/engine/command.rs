@@ -92,11 +92,13 @@ impl Command {
     /// Whether running the command twice has the effect of running it
     /// once, so that a request lost with its server may be sent again to
     /// the room's next owner. Appending frames and sending a chat message
-    /// or a signal would happen twice.
+    /// would happen twice, unless they carry an idempotency key; a signal
+    /// would.
     pub fn is_repeatable(&self) -> bool {
         match self {
-            Command::AppendFrames { .. } => false,
-            Command::Event { event, .. } => !matches!(event, ClientEvent::ChatSend(_) | ClientEvent::Signal(_)),
+            Command::AppendFrames { idempotency, .. } => idempotency.is_some(),
+            Command::Event { event: ClientEvent::ChatSend(send), .. } => send.key.is_some(),
+            Command::Event { event, .. } => !matches!(event, ClientEvent::Signal(_)),
             _ => true,
         }
     }

@@ -99,10 +99,16 @@ impl Engine {
         idempotency: Option<Idempotency>,
     ) -> Result<Matched, EngineError> {
         let n = match_size(max_members)?;
-        let guard = self.lock_matchmaking().await?;
-        let result = self.match_reserve_once(user, n, idempotency).await;
-        guard.release().await;
-        result
+        // To its end even when the caller stops waiting: a seat is never
+        // held without its receipt stored, nor the lock left held.
+        let (engine, user) = (self.clone(), user.clone());
+        let matched = tokio::spawn(async move {
+            let guard = engine.lock_matchmaking().await?;
+            let result = engine.match_reserve_once(&user, n, idempotency).await;
+            guard.release().await;
+            result
+        });
+        matched.await.map_err(|e| EngineError::internal(format!("matchmaking failed: {e}")))?
     }
 
     async fn match_reserve_once(

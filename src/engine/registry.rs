@@ -14,7 +14,7 @@ use app::api::{ChatPage, CreateRoom, PatchRoom, RoomPage, RoomQuery};
 use app::delta::RoomDelta;
 use app::ids::{CODE_ALPHABET, CODE_LEN, code_from_indices, is_valid_room_id, room_key};
 use app::model::{DeleteReason, Role, RoomMetadata};
-use app::protocol::ServerEvent;
+use app::protocol::{RoomDeleted, ServerEvent};
 use dashmap::DashMap;
 use rand::Rng;
 use serde_json::Value;
@@ -240,8 +240,22 @@ impl Engine {
     }
 
     /// Creates a room with `user` as host. With an idempotency key, a
-    /// retry answers the room the first request created.
+    /// retry answers the room the first request created. Runs to its end
+    /// even when the caller stops waiting (a client gone, a deadline): a
+    /// room stored with its receipt is always started too.
     pub async fn create_room(
+        &self,
+        user: &User,
+        req: CreateRoom,
+        idempotency: Option<Idempotency>,
+    ) -> Result<RoomMetadata, EngineError> {
+        let (engine, user) = (self.clone(), user.clone());
+        tokio::spawn(async move { engine.create_now(&user, req, idempotency).await })
+            .await
+            .map_err(|e| EngineError::internal(format!("room creation failed: {e}")))?
+    }
+
+    async fn create_now(
         &self,
         user: &User,
         req: CreateRoom,
@@ -286,7 +300,12 @@ impl Engine {
         meta.host_name = Some(user.name.to_string());
         let stored = StoredRoom { meta: meta.clone(), last_active: now };
         let receipt = idempotency.map(|i| i.receipt(&user.id, &meta)).transpose()?;
-        shared.storage.save_room(&stored, receipt.as_ref()).await.map_err(storage_failed)?;
+        if let Err(e) = shared.storage.save_room(&stored, receipt.as_ref()).await {
+            // Not created: the id is free again for a retry.
+            let gone = RoomDeleted { room_id: meta.id.clone(), reason: DeleteReason::Deleted };
+            shared.broker.removed(&room_key(&meta.id), &frame(ServerEvent::RoomDelete(gone).to_json()));
+            return Err(storage_failed(e));
+        }
         let handle = RoomHandle::spawn(meta.clone(), now, shared.clone());
         self.inner.rooms.insert(room_key(&meta.id), handle);
         let payload = frame(ServerEvent::RoomUpdate(RoomDelta::creation(&meta)).to_json());

@@ -159,7 +159,8 @@ async fn append_frames(
 ) -> ApiResult<Json<FramesAppended>> {
     let limit = state.config.max_append_bytes;
     let bytes = read_body(body, limit).await?;
-    let idempotency = idempotency(&headers, &format!("POST /api/rooms/{id}/frames"), &bytes)?;
+    let what = format!("POST /api/rooms/{}/frames", app::ids::room_key(&id));
+    let idempotency = idempotency(&headers, &what, &bytes)?;
     let frames: Vec<Box<RawValue>> = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("the body must be a JSON array of frames: {e}")))?;
     if frames.is_empty() {
@@ -281,7 +282,10 @@ async fn match_room(
 fn idempotency(headers: &HeaderMap, what: &str, body: &[u8]) -> ApiResult<Option<Idempotency>> {
     let Some(value) = headers.get(IDEMPOTENCY_KEY) else { return Ok(None) };
     let key = value.to_str().map_err(|_| {
-        ApiError::new(ErrorCode::BadRequest, "header `Idempotency-Key` must be visible ASCII characters")
+        ApiError::new(
+            ErrorCode::BadRequest,
+            "an idempotency key (header `Idempotency-Key`) is visible ASCII characters",
+        )
     })?;
     Ok(Idempotency::maybe(Some(key), what, body)?)
 }

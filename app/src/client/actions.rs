@@ -151,8 +151,10 @@ impl Actions {
         progress(UploadProgress { done: 0, total });
         let mut result = Ok(0);
         let mut done = 0;
-        for chunk in frames.chunks(UPLOAD_CHUNK) {
-            result = rest::append_frames(room_id, chunk).await;
+        let upload = rest::new_key();
+        for (n, chunk) in frames.chunks(UPLOAD_CHUNK).enumerate() {
+            // Each chunk once, however often it has to be sent.
+            result = rest::append_frames(room_id, chunk, &format!("{upload}-{n}")).await;
             if result.is_err() {
                 break;
             }

@@ -31,13 +31,36 @@ async fn call<B: Serialize, T: DeserializeOwned>(
     path: &str,
     body: Option<&B>,
 ) -> Result<Option<T>, ErrorBody> {
+    call_keyed(method, path, body, None).await
+}
+
+/// Sends a write with an idempotency key: also after a lost answer (the
+/// server answers a repeat with the first answer), and more patiently.
+#[cfg(feature = "hydrate")]
+async fn write<B: Serialize, T: DeserializeOwned>(
+    method: Method,
+    path: &str,
+    body: &B,
+    key: &str,
+) -> Result<T, ErrorBody> {
+    call_keyed(method, path, Some(body), Some(key)).await?.ok_or_else(missing_body)
+}
+
+#[cfg(feature = "hydrate")]
+async fn call_keyed<B: Serialize, T: DeserializeOwned>(
+    method: Method,
+    path: &str,
+    body: Option<&B>,
+    key: Option<&str>,
+) -> Result<Option<T>, ErrorBody> {
     let mut attempt = 0;
+    let retries = if key.is_some() { WRITE_RETRIES } else { UNAVAILABLE_RETRIES };
     let mut new_session = path != "/api/session";
     loop {
-        match send(method, path, body).await {
-            Err(e) if e.code == ErrorCode::Unavailable && attempt < UNAVAILABLE_RETRIES => {
+        match send(method, path, body, key).await {
+            Err(e) if e.code == ErrorCode::Unavailable && attempt < retries => {
+                let wait = e.retry_after_ms.unwrap_or(250 << attempt).min(5000) as u32;
                 attempt += 1;
-                let wait = e.retry_after_ms.unwrap_or(1000).min(5000) as u32;
                 gloo_timers::future::TimeoutFuture::new(wait).await;
             }
             // A first visit acting before its session exists: get it, once.
@@ -49,6 +72,10 @@ async fn call<B: Serialize, T: DeserializeOwned>(
         }
     }
 }
+
+/// How often a keyed write is sent again after a retryable failure.
+#[cfg(feature = "hydrate")]
+const WRITE_RETRIES: u32 = 6;
 
 #[cfg(feature = "hydrate")]
 type PendingSession = futures::future::Shared<futures::future::LocalBoxFuture<'static, Result<SessionInfo, ErrorBody>>>;
@@ -98,17 +125,24 @@ async fn send<B: Serialize, T: DeserializeOwned>(
     method: Method,
     path: &str,
     body: Option<&B>,
+    key: Option<&str>,
 ) -> Result<Option<T>, ErrorBody> {
     use crate::error::ErrorResponse;
     use gloo_net::http::Request;
 
-    let net = |e: gloo_net::Error| ErrorBody::new(ErrorCode::Internal, format!("network: {e}"));
+    // The server could not be reached (or the answer was lost): nothing is
+    // known to be done, so it is `unavailable`, to try again.
+    let net = |e: gloo_net::Error| ErrorBody::new(ErrorCode::Unavailable, format!("network: {e}"));
     let builder = match method {
         Method::Get => Request::get(path),
         Method::Post => Request::post(path),
         Method::Patch => Request::patch(path),
         Method::Put => Request::put(path),
         Method::Delete => Request::delete(path),
+    };
+    let builder = match key {
+        Some(key) => builder.header("Idempotency-Key", key),
+        None => builder,
     };
     let response = match body {
         Some(b) => builder.json(b).map_err(net)?.send().await.map_err(net)?,
@@ -132,7 +166,17 @@ async fn call<B: Serialize, T: DeserializeOwned>(
     path: &str,
     body: Option<&B>,
 ) -> Result<Option<T>, ErrorBody> {
-    send(method, path, body).await
+    send(method, path, body, None).await
+}
+
+#[cfg(not(feature = "hydrate"))]
+async fn write<B: Serialize, T: DeserializeOwned>(
+    method: Method,
+    path: &str,
+    body: &B,
+    _key: &str,
+) -> Result<T, ErrorBody> {
+    send(method, path, Some(body), None).await?.ok_or_else(missing_body)
 }
 
 #[cfg(not(feature = "hydrate"))]
@@ -140,6 +184,7 @@ async fn send<B: Serialize, T: DeserializeOwned>(
     method: Method,
     path: &str,
     _body: Option<&B>,
+    _key: Option<&str>,
 ) -> Result<Option<T>, ErrorBody> {
     Err(ErrorBody::new(ErrorCode::Internal, format!("{method:?} {path}: only the browser calls the REST API")))
 }
@@ -169,8 +214,9 @@ pub async fn get_room(id: &str) -> Result<Option<RoomMetadata>, ErrorBody> {
     }
 }
 
+/// Creates a room exactly once, however often it has to be sent.
 pub async fn create_room(req: &CreateRoom) -> Result<RoomMetadata, ErrorBody> {
-    call(Method::Post, "/api/rooms", Some(req)).await?.ok_or_else(missing_body)
+    write(Method::Post, "/api/rooms", req, &new_key()).await
 }
 
 pub async fn patch_room(id: &str, patch: &PatchRoom) -> Result<RoomMetadata, ErrorBody> {
@@ -207,13 +253,24 @@ pub async fn get_frame(id: &str, index: u64) -> Result<serde_json::Value, ErrorB
     call::<(), _>(Method::Get, &format!("{}/frames/{index}", path_of(id)), None).await?.ok_or_else(missing_body)
 }
 
-/// Appends frames; returns the room's frame count. Sent once: an
-/// `unavailable` answer to an append may follow one that ran on a server
-/// that then died, so the user decides whether to send it again.
-pub async fn append_frames(id: &str, frames: &[Box<serde_json::value::RawValue>]) -> Result<u64, ErrorBody> {
+/// Appends frames exactly once under the idempotency key `key`; returns
+/// the room's frame count. A lost answer or `unavailable` is sent again
+/// with the same key, and the server stores the frames only once.
+pub async fn append_frames(id: &str, frames: &[Box<serde_json::value::RawValue>], key: &str) -> Result<u64, ErrorBody> {
     let done: crate::api::FramesAppended =
-        send(Method::Post, &format!("{}/frames", path_of(id)), Some(&frames)).await?.ok_or_else(missing_body)?;
+        write(Method::Post, &format!("{}/frames", path_of(id)), &frames, key).await?;
     Ok(done.frame_count)
+}
+
+/// A fresh idempotency key: the time in milliseconds, then random digits
+/// (keys made later sort later, as the server's index of them likes).
+pub fn new_key() -> String {
+    #[cfg(feature = "hydrate")]
+    let (millis, a, b) = (js_sys::Date::now() as u64, js_sys::Math::random(), js_sys::Math::random());
+    #[cfg(not(feature = "hydrate"))]
+    let (millis, a, b) = (0u64, 0.0, 0.0);
+    let random = |x: f64| (x * f64::from(u32::MAX)) as u32;
+    format!("{millis:012x}{:08x}{:08x}", random(a), random(b))
 }
 
 /// Chat messages older than `before`, oldest first.

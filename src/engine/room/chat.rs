@@ -34,6 +34,15 @@ impl RoomActor {
 
     /// Sends a message; with a key, a retry answers the message the first
     /// send stored (and does not count against the rate).
+    /// Gives back the rate slot of a message that was not sent after all
+    /// (a retry answered from its receipt).
+    fn chat_unsent(&mut self, user: &Arc<str>) {
+        let mut rates = self.shared.chat_rate.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(sent) = rates.get_mut(user) {
+            sent.pop_back();
+        }
+    }
+
     pub(super) async fn chat_send(
         &mut self,
         conn: &Member,
@@ -66,6 +75,7 @@ impl RoomActor {
         let receipt = idempotency.as_ref().map(|i| i.receipt(&conn.user.id, &reply)).transpose()?;
         let earlier = self.shared.storage.save_chat(&message, keep, receipt.as_ref()).await.map_err(storage_failed)?;
         if let (Some(first), Some(idem)) = (earlier, &idempotency) {
+            self.chat_unsent(&conn.user.id);
             return Ok(serde_json::to_value(replay::<ChatReply>(&first, idem)?).unwrap_or_default());
         }
         *last = message.id;
