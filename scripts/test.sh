@@ -39,7 +39,8 @@ cargo test -p app --features ui --lib
 cargo test -p app --features schema --test schema
 
 step "server: unit and integration tests on SQLite (incl. SIGKILL crash rounds and 60 s convergence runs), and the two-server tests on Redis"
-cargo build -p roomcast-cli  # tests/cli.rs runs it
+cargo test -p roomcast-cli -p roomcast-client  # their own unit tests; builds the CLI tests/cli.rs runs
+cargo build -p roomcast-cli
 cargo test -p roomcast -- --nocapture
 
 step "server: the protocol integration tests again, on Redis"

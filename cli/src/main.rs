@@ -19,10 +19,11 @@ struct Cli {
     #[arg(long, env = "ROOMCAST_URL", default_value = "http://127.0.0.1:3000", global = true)]
     url: String,
     /// An existing session's token (else a new session named --name).
-    #[arg(long, env = "ROOMCAST_TOKEN", global = true)]
+    /// Tokens are base64url: one may start with `-`.
+    #[arg(long, env = "ROOMCAST_TOKEN", global = true, allow_hyphen_values = true)]
     token: Option<String>,
     /// The name of the new session when no --token is given.
-    #[arg(long, env = "ROOMCAST_NAME", default_value = "cli", global = true)]
+    #[arg(long, env = "ROOMCAST_NAME", default_value = "cli", global = true, allow_hyphen_values = true)]
     name: String,
     #[command(subcommand)]
     command: Command,
@@ -60,7 +61,11 @@ enum Command {
         chunk: usize,
     },
     /// Send a message, or (without one) send each line typed and show the chat.
-    Chat { room: String, message: Option<String> },
+    Chat {
+        room: String,
+        #[arg(allow_hyphen_values = true)]
+        message: Option<String>,
+    },
 }
 
 #[tokio::main]
@@ -132,4 +137,21 @@ async fn run(cli: Cli) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_or_a_message_may_start_with_a_hyphen() {
+        // One token in 64 starts with `-` (base64url): it once made an
+        // upload in the CLI's tests fail with "unexpected argument '-c'".
+        let cli = Cli::try_parse_from(["roomcast-cli", "--token", "-cX9_a", "chat", "demo", "-- hi"]).expect("parsed");
+        assert_eq!(cli.token.as_deref(), Some("-cX9_a"));
+        let Command::Chat { message, .. } = cli.command else { panic!("chat") };
+        assert_eq!(message.as_deref(), Some("-- hi"));
+        let named = Cli::try_parse_from(["roomcast-cli", "--name", "-me-", "rooms"]).expect("parsed");
+        assert_eq!(named.name, "-me-");
+    }
 }
