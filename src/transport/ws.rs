@@ -106,7 +106,7 @@ pub async fn upgrade(
     };
     // Accept oversize frames up to a hard cap so that the protocol limit can
     // be answered with close 1009 rather than a dropped connection.
-    let hard_cap = (state.config.max_frame_bytes * 4).max(1 << 20);
+    let hard_cap = hard_cap(state.config.max_frame_bytes);
     // Small buffers keep an idle connection cheap.
     let config = WebSocketConfig::default()
         .max_message_size(Some(hard_cap))
@@ -224,16 +224,46 @@ async fn serve(socket: WebSocket, state: AppState, user: User) {
         max_refused: (2.0 * state.config.rate_burst.max(1.0)) as u32,
         limits: state.limits.clone(),
         abuse_cooldown: state.config.abuse_cooldown(),
+        too_big: false,
     };
-    reader.run(stream, state.config.idle_connection(), state.shutdown.clone(), writer_gone).await;
+    let mut stream = stream;
+    reader.run(&mut stream, state.config.idle_connection(), state.shutdown.clone(), writer_gone).await;
 
-    let Reader { rooms, overview, control, .. } = reader;
+    let Reader { rooms, overview, control, too_big, .. } = reader;
     engine.disconnect(sid.clone(), rooms.into_values(), overview).await;
     engine.metrics().disconnected(&conn.user.id);
     drop(control);
     drop(conn);
-    let _ = writer.await;
+    let sink = writer.await;
+    if too_big && let Ok(Ok(socket)) = sink.map(|sink| stream.reunite(sink)) {
+        read_what_is_left(socket, hard_cap(state.config.max_frame_bytes)).await;
+    }
     tracing::debug!(%sid, "disconnected");
+}
+
+/// The largest frame read whole: larger ones are refused from their
+/// header, while the client may still be sending them.
+fn hard_cap(max_frame_bytes: usize) -> usize {
+    (max_frame_bytes * 4).max(1 << 20)
+}
+
+/// After closing with 1009 a client still sending its frame: reads and
+/// drops what it sends (up to 8 times the hard cap, for 10 s at most), so
+/// that it gets the close frame rather than a reset connection.
+async fn read_what_is_left(socket: WebSocket, hard_cap: usize) {
+    use tokio::io::AsyncReadExt;
+    let mut raw = socket.into_inner();
+    let mut buf = vec![0u8; 64 * 1024];
+    let drain = async {
+        let mut read = 0;
+        while read < 8 * hard_cap {
+            match raw.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => read += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), drain).await;
 }
 
 /// The outcome of one request.
@@ -264,12 +294,14 @@ struct Reader {
     /// A user closed for flooding waits this long before the next socket.
     limits: Arc<Limits>,
     abuse_cooldown: Duration,
+    /// Closed with 1009 for a frame over the limit.
+    too_big: bool,
 }
 
 impl Reader {
     async fn run(
         &mut self,
-        mut stream: futures::stream::SplitStream<WebSocket>,
+        stream: &mut futures::stream::SplitStream<WebSocket>,
         idle: Duration,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
         mut writer_gone: tokio::sync::oneshot::Receiver<()>,
@@ -294,6 +326,7 @@ impl Reader {
                 Ok(None) => return,
                 Ok(Some(Err(e))) => {
                     if let Some((code, why)) = protocol_violation(&e) {
+                        self.too_big = code == close::TOO_BIG;
                         let _ = self.control.send(Control::Close(code, why)).await;
                     }
                     return;

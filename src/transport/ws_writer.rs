@@ -43,7 +43,7 @@ pub enum Control {
 /// How long a close frame may take to go out before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
-type Sink = futures::stream::SplitSink<WebSocket, Message>;
+pub type Sink = futures::stream::SplitSink<WebSocket, Message>;
 
 pub fn close_frame(code: u16, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from_static(reason) }))
@@ -94,14 +94,14 @@ async fn drain_and_close(sink: &mut Sink, rx: &mut FrameQueue, batch: &mut VecDe
 /// Writes the connection's frames until it closes; `done` is dropped when
 /// the reader must stop: at once on an eviction (so the connection leaves
 /// its rooms without waiting for a stalled client to take the close
-/// frame), else when the writer ends.
+/// frame), else when the writer ends. Gives the sink back.
 pub async fn write_loop(
     mut sink: Sink,
     out: OutboundReceiver,
     mut control: mpsc::Receiver<Control>,
     ping_every: Duration,
     done: tokio::sync::oneshot::Sender<()>,
-) {
+) -> Sink {
     let OutboundReceiver { mut rx, eviction } = out;
     let mut batch = VecDeque::new();
     tokio::select! {
@@ -119,6 +119,7 @@ pub async fn write_loop(
         }
         () = pump(&mut sink, &mut rx, &mut batch, ping_every) => {}
     }
+    sink
 }
 
 /// Queues one text message on the socket: whole when small, else as
