@@ -25,7 +25,6 @@ const UNAVAILABLE_RETRIES: u32 = 3;
 /// Sends a JSON request; `Ok(None)` for an answer without a body (204).
 /// An `unavailable` answer means the change was not made: the request is
 /// sent again after the `retryAfterMs` the server asks for.
-#[cfg(feature = "hydrate")]
 async fn call<B: Serialize, T: DeserializeOwned>(
     method: Method,
     path: &str,
@@ -36,7 +35,6 @@ async fn call<B: Serialize, T: DeserializeOwned>(
 
 /// Sends a write with an idempotency key: also after a lost answer (the
 /// server answers a repeat with the first answer), and more patiently.
-#[cfg(feature = "hydrate")]
 async fn write<B: Serialize, T: DeserializeOwned>(
     method: Method,
     path: &str,
@@ -161,22 +159,13 @@ async fn send<B: Serialize, T: DeserializeOwned>(
 }
 
 #[cfg(not(feature = "hydrate"))]
-async fn call<B: Serialize, T: DeserializeOwned>(
+async fn call_keyed<B: Serialize, T: DeserializeOwned>(
     method: Method,
     path: &str,
     body: Option<&B>,
+    key: Option<&str>,
 ) -> Result<Option<T>, ErrorBody> {
-    send(method, path, body, None).await
-}
-
-#[cfg(not(feature = "hydrate"))]
-async fn write<B: Serialize, T: DeserializeOwned>(
-    method: Method,
-    path: &str,
-    body: &B,
-    _key: &str,
-) -> Result<T, ErrorBody> {
-    send(method, path, Some(body), None).await?.ok_or_else(missing_body)
+    send(method, path, body, key).await
 }
 
 #[cfg(not(feature = "hydrate"))]
