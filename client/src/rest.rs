@@ -36,11 +36,16 @@ pub fn new_key() -> String {
     format!("{:012x}{random:020x}", millis & 0xffff_ffff_ffff)
 }
 
-/// 250 ms doubling up to 5 s, each delay drawn from its upper half.
-pub(crate) fn backoff(attempt: u32) -> Duration {
-    let ceiling = (250u64 << attempt.min(5)).min(5_000);
+/// The wait before attempt `attempt + 1`: 250 ms doubling up to `most`,
+/// each drawn from the upper half of its range (jitter).
+pub(crate) fn backoff(attempt: u32, most: Duration) -> Duration {
+    let most = u64::try_from(most.as_millis()).unwrap_or(u64::MAX);
+    let ceiling = 250u64.saturating_mul(1 << attempt.min(16)).min(most);
     Duration::from_millis(rand::random_range(ceiling / 2..=ceiling))
 }
+
+/// The longest wait between two attempts of a write.
+const WRITE_BACKOFF: Duration = Duration::from_secs(5);
 
 /// A Roomcast server and the session to use with it.
 #[derive(Clone, Debug)]
@@ -261,7 +266,8 @@ impl Client {
             match self.send(method.clone(), path, Some(body), Some(key)).await {
                 Err(e) if e.is_retryable() && attempt < WRITE_RETRIES => {
                     let asked = e.retry_after_ms().map(Duration::from_millis);
-                    tokio::time::sleep(asked.unwrap_or_else(|| backoff(attempt)).min(Duration::from_secs(5))).await;
+                    tokio::time::sleep(asked.unwrap_or_else(|| backoff(attempt, WRITE_BACKOFF)).min(WRITE_BACKOFF))
+                        .await;
                     attempt += 1;
                 }
                 answer => return answer,

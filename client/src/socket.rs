@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::error::{Error, Result};
-use crate::rest::{Client, new_key};
+use crate::rest::{Client, backoff, new_key};
 use crate::store::Store;
 
 /// How long a request waits for its reply unless told otherwise.
@@ -181,7 +181,7 @@ impl Socket {
         let reply: ChatReply = loop {
             match self.request_as(ClientEvent::ChatSend(send.clone())).await {
                 Err(e) if e.is_retryable() && attempt < CHAT_RETRIES => {
-                    tokio::time::sleep(crate::rest::backoff(attempt)).await;
+                    tokio::time::sleep(backoff(attempt, CHAT_BACKOFF)).await;
                     attempt += 1;
                 }
                 answer => break answer?,
@@ -257,11 +257,10 @@ fn join_event(channel: &Channel) -> ClientEvent {
     }
 }
 
-/// 250 ms doubling up to 10 s, each delay drawn from its upper half.
-fn backoff(attempt: u32) -> Duration {
-    let ceiling = (250u64 << attempt.min(6)).min(10_000);
-    Duration::from_millis(rand::random_range(ceiling / 2..=ceiling))
-}
+/// The longest wait between two connection attempts.
+const RECONNECT_BACKOFF: Duration = Duration::from_secs(10);
+/// The longest wait between two sends of a chat message.
+const CHAT_BACKOFF: Duration = Duration::from_secs(5);
 
 /// What a request is waiting for.
 enum Pending {
@@ -319,7 +318,7 @@ impl Task {
             if code == Some(UNAUTHORIZED) {
                 return;
             }
-            tokio::time::sleep(backoff(attempt)).await;
+            tokio::time::sleep(backoff(attempt, RECONNECT_BACKOFF)).await;
             attempt += 1;
         }
     }

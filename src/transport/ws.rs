@@ -201,7 +201,7 @@ async fn serve(socket: WebSocket, state: AppState, user: User) {
     let sid = engine.new_sid();
     let (out, out_rx) = outbound(state.config.outbound_queue, state.config.outbound_bytes);
     let conn = Arc::new(Connection { sid: sid.clone(), user, out });
-    let (sink, stream) = socket.split();
+    let (sink, mut stream) = socket.split();
     let (control_tx, control_rx) = mpsc::channel(4);
     tracing::debug!(%sid, user = %conn.user.id, "connected");
 
@@ -226,7 +226,6 @@ async fn serve(socket: WebSocket, state: AppState, user: User) {
         abuse_cooldown: state.config.abuse_cooldown(),
         too_big: false,
     };
-    let mut stream = stream;
     reader.run(&mut stream, state.config.idle_connection(), state.shutdown.clone(), writer_gone).await;
 
     let Reader { rooms, overview, control, too_big, .. } = reader;

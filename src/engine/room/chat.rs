@@ -32,8 +32,6 @@ impl RoomActor {
         Ok(())
     }
 
-    /// Sends a message; with a key, a retry answers the message the first
-    /// send stored (and does not count against the rate).
     /// Gives back the rate slot of a message that was not sent after all
     /// (a retry answered from its receipt).
     fn chat_unsent(&mut self, user: &Arc<str>) {
@@ -43,6 +41,8 @@ impl RoomActor {
         }
     }
 
+    /// Sends a message; with a key, a retry answers the message the first
+    /// send stored (and does not count against the rate).
     pub(super) async fn chat_send(
         &mut self,
         conn: &Member,
