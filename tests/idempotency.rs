@@ -1,14 +1,16 @@
 //! Exactly-once writes (`docs/protocol.md` 4.3): a write repeated with its
 //! idempotency key gets the first answer and writes nothing again — on one
 //! server, after the server is killed and restarted, and through another
-//! server on the same Redis; another user's same key is another write.
+//! server on the same Redis (also at the same moment); another user's
+//! same key is another write.
 
 mod common;
 
-use common::{RedisTarget, TestServer};
+use common::{RedisTarget, TestServer, assert_reply_error, assert_reply_ok};
 use roomcast_client::app::api::{CreateRoom, RoomQuery};
 use roomcast_client::app::error::ErrorCode;
 use roomcast_client::{Client, Socket};
+use serde_json::json;
 use serde_json::value::RawValue;
 
 fn raw(json: &str) -> Box<RawValue> {
@@ -163,6 +165,29 @@ async fn a_repeated_match_keeps_its_room_after_its_seat_went_to_others() {
 }
 
 #[tokio::test]
+async fn a_match_over_the_socket_sent_again_with_its_key_joins_the_first_room() {
+    let server = TestServer::start().await;
+    let (token, mut ws) = common::user(&server, "bot").await;
+    let first = ws.request("match", json!({ "maxMembers": 2, "key": "ws-m" })).await;
+    let room = assert_reply_ok(&first)["room"]["id"].as_str().expect("an id").to_string();
+    // The room moves on (started, a match no longer joins it), and the
+    // reply is lost with the connection.
+    assert_reply_ok(&ws.request("room:start", json!({ "roomId": room })).await);
+    ws.close().await;
+    let mut again = server.ws(&token).await;
+    let repeat = again.request("match", json!({ "maxMembers": 2, "key": "ws-m" })).await;
+    let data = assert_reply_ok(&repeat);
+    assert_eq!(data["room"]["id"], room.as_str(), "the first match's room, joined again: {data}");
+    assert_eq!(data["role"], "member", "in the seat held for the bot");
+    assert_reply_error(&again.request("match", json!({ "maxMembers": 3, "key": "ws-m" })).await, "conflict");
+    for bad in ["", "with space"] {
+        assert_reply_error(&again.request("match", json!({ "maxMembers": 2, "key": bad })).await, "bad_request");
+    }
+    let fresh = again.request("match", json!({ "maxMembers": 2, "key": "ws-m2" })).await;
+    assert_ne!(assert_reply_ok(&fresh)["room"]["id"], room.as_str(), "a new key is a new match");
+}
+
+#[tokio::test]
 async fn another_user_with_the_same_key_makes_its_own_write() {
     let server = TestServer::start().await;
     let alice = Client::sign_in(&server.url(""), "alice").await.expect("session");
@@ -207,6 +232,24 @@ async fn keys_hold_through_another_server_on_the_same_redis() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_repeats_change_nothing(&first, &on_b, &socket_b, rooms).await;
+}
+
+#[tokio::test]
+async fn one_creation_sent_to_two_servers_at_the_same_moment_makes_one_room() {
+    let redis = RedisTarget::required();
+    let a = TestServer::start_on_redis(Some(redis.clone()), &[]).await;
+    let b = TestServer::start_on_redis(Some(redis), &[]).await;
+    let on_a = Client::sign_in(&a.url(""), "bot").await.expect("session");
+    let on_b = Client::with_token(&b.url(""), on_a.token().expect("token"));
+    // Without an id each server would pick its own: only the key makes
+    // the two requests one creation.
+    for n in 0..10 {
+        let key = format!("k-both-{n}");
+        let room = described("both");
+        let (first, second) = tokio::join!(on_a.create_room_keyed(&room, &key), on_b.create_room_keyed(&room, &key));
+        let (first, second) = (first.expect("created on a"), second.expect("created on b"));
+        assert_eq!(first.id, second.id, "request {n}: one room, the same answer on both servers");
+    }
 }
 
 #[tokio::test]

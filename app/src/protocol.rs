@@ -86,6 +86,10 @@ pub struct JoinRoom {
 pub struct MatchRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_members: Option<u32>,
+    /// An idempotency key: a retry with the same key joins the room the
+    /// first match joined instead of matching again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -88,7 +88,8 @@ fn client_event() -> impl Strategy<Value = ClientEvent> {
         (room, proptest::option::of(prop_oneof![Just(Role::Member), Just(Role::Spectator)]))
             .prop_map(|(room_id, role)| ClientEvent::JoinRoom(JoinRoom { room_id, role })),
         room.prop_map(|room_id| ClientEvent::LeaveRoom(RoomRef { room_id })),
-        proptest::option::of(any::<u32>()).prop_map(|max_members| ClientEvent::Match(MatchRequest { max_members })),
+        (proptest::option::of(any::<u32>()), proptest::option::of("[ -~]{0,8}"))
+            .prop_map(|(max_members, key)| ClientEvent::Match(MatchRequest { max_members, key })),
         (room, proptest::option::of(".{0,20}"), proptest::option::of(any::<u32>())).prop_map(
             |(room_id, msg, ttl_seconds)| ClientEvent::LockAcquire(LockAcquire { room_id, msg, ttl_seconds })
         ),

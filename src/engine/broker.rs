@@ -103,7 +103,7 @@ pub enum Inbound {
     Resync,
 }
 
-/// The matchmaking lock, held until released (it also expires).
+/// A lock shared by every server, held until released (it also expires).
 #[async_trait]
 pub trait HeldLock: Send {
     async fn release(self: Box<Self>);
@@ -162,10 +162,11 @@ pub trait Broker: Send + Sync + 'static {
     async fn subscribe(&self, room: &str) -> BrokerResult<()>;
     async fn unsubscribe(&self, room: &str);
 
-    // ---- Matchmaking across servers.
+    // ---- One step across servers (matchmaking, a keyed creation).
 
-    /// Takes the matchmaking lock shared by every server.
-    async fn lock_matchmaking(&self) -> BrokerResult<Box<dyn HeldLock>>;
+    /// Takes the lock `name` shared by every server, waiting while another
+    /// server holds it.
+    async fn lock(&self, name: &str) -> BrokerResult<Box<dyn HeldLock>>;
     /// Publishes a barrier and waits until it comes back as
     /// [`Inbound::Barrier`] and the engine reports it with
     /// [`Broker::barrier_reached`]: every room change published before is
@@ -257,7 +258,7 @@ impl Broker for LocalBroker {
 
     async fn unsubscribe(&self, _room: &str) {}
 
-    async fn lock_matchmaking(&self) -> BrokerResult<Box<dyn HeldLock>> {
+    async fn lock(&self, _name: &str) -> BrokerResult<Box<dyn HeldLock>> {
         Ok(Box::new(NoLock))
     }
 

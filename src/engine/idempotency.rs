@@ -9,8 +9,9 @@
 //! key, and then writes nothing and answers that one (one step, no read
 //! before). Only a write refused (a room locked since, a rate reached) is
 //! looked up first, so that a retry of what was done gets its answer.
-//! Room creation is checked under the registry lock, matchmaking under the
-//! matchmaking locks (one across servers).
+//! Room creation is checked under the registry lock and a lock on its key
+//! shared by every server, matchmaking under the matchmaking locks (one
+//! across servers).
 
 use std::time::Duration;
 
@@ -59,6 +60,17 @@ impl Idempotency {
     /// The same for an optional key.
     pub fn maybe(key: Option<&str>, what: &str, body: &[u8]) -> Result<Option<Idempotency>, EngineError> {
         key.map(|k| Idempotency::new(k, what, body)).transpose()
+    }
+
+    /// The name of the lock shared by every server under which `user_id`'s
+    /// write with this key runs when it is not one step in storage (a
+    /// creation): a digest, so any key makes a short name.
+    pub fn lock_name(&self, user_id: &str) -> String {
+        let mut digest = Sha256::new();
+        digest.update(user_id.as_bytes());
+        digest.update([0]);
+        digest.update(self.key.as_bytes());
+        format!("key:{}", &hex(&digest.finalize())[..32])
     }
 
     /// The receipt to store with the write, answering `answer`.

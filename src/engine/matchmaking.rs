@@ -18,6 +18,9 @@ use super::room::MAX_SEATS;
 
 pub use app::api::Matched;
 
+/// The name of the lock every server's matchmaking takes.
+const MATCHMAKING_LOCK: &str = "match";
+
 /// The matchmaking locks; `release` frees them.
 struct MatchmakingGuard<'a> {
     _local: tokio::sync::MutexGuard<'a, ()>,
@@ -51,24 +54,52 @@ impl Engine {
     /// room the previous holder opened.
     async fn lock_matchmaking(&self) -> Result<MatchmakingGuard<'_>, EngineError> {
         let local = self.inner.matchmaking.lock().await;
-        let shared = self.broker().lock_matchmaking().await.map_err(broker_failed)?;
+        let shared = self.broker().lock(MATCHMAKING_LOCK).await.map_err(broker_failed)?;
         self.broker().barrier().await;
         Ok(MatchmakingGuard { _local: local, shared })
     }
 
     /// `match`: joins a waiting room with a free seat and `maxMembers`
     /// seats, or creates one, as one step. Returns the canonical room id.
+    /// With an idempotency key, a retry joins the room the first match
+    /// joined, as `join:room` would, instead of matching again.
     pub async fn match_room(
         &self,
         conn: Arc<Connection>,
         max_members: Option<u32>,
+        key: Option<String>,
         reply_id: Option<u64>,
     ) -> Result<Arc<str>, EngineError> {
         let n = match_size(max_members)?;
+        let idempotency = Idempotency::maybe(key.as_deref(), "match", n.to_string().as_bytes())?;
         let guard = self.lock_matchmaking().await?;
-        let result = self.match_room_locked(conn, n, reply_id).await;
+        let result = self.match_room_once(conn, n, idempotency, reply_id).await;
         guard.release().await;
         result
+    }
+
+    async fn match_room_once(
+        &self,
+        conn: Arc<Connection>,
+        n: u32,
+        idempotency: Option<Idempotency>,
+        reply_id: Option<u64>,
+    ) -> Result<Arc<str>, EngineError> {
+        let storage = &*self.inner.shared.storage;
+        if let Some(first) = recall::<String>(storage, &conn.user.id, idempotency.as_ref()).await? {
+            let joined = self.join_with(conn, &first, Some(Role::Member), JoinMode::Normal, reply_id).await?;
+            return Ok(joined.0);
+        }
+        let user_id = conn.user.id.clone();
+        let id = self.match_room_locked(conn, n, reply_id).await?;
+        // The join's reply is on its way: a receipt that cannot be stored
+        // costs a retry its answer, not this answer.
+        if let Some(idem) = idempotency
+            && let Err(e) = storage.save_receipt(&idem.receipt(&user_id, &id)?).await
+        {
+            tracing::warn!(error = %e, room = %id, "the match's receipt was not stored");
+        }
+        Ok(id)
     }
 
     async fn match_room_locked(

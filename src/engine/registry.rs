@@ -240,9 +240,11 @@ impl Engine {
     }
 
     /// Creates a room with `user` as host. With an idempotency key, a
-    /// retry answers the room the first request created. Runs to its end
-    /// even when the caller stops waiting (a client gone, a deadline): a
-    /// room stored with its receipt is always started too.
+    /// retry answers the room the first request created, also when both
+    /// reach two servers at once (the key's shared lock makes them one
+    /// after the other). Runs to its end even when the caller stops waiting
+    /// (a client gone, a deadline): a room stored with its receipt is
+    /// always started too.
     pub async fn create_room(
         &self,
         user: &User,
@@ -250,9 +252,15 @@ impl Engine {
         idempotency: Option<Idempotency>,
     ) -> Result<RoomMetadata, EngineError> {
         let (engine, user) = (self.clone(), user.clone());
-        tokio::spawn(async move { engine.create_now(&user, req, idempotency).await })
-            .await
-            .map_err(|e| EngineError::internal(format!("room creation failed: {e}")))?
+        tokio::spawn(async move {
+            let Some(idem) = &idempotency else { return engine.create_now(&user, req, None).await };
+            let lock = engine.broker().lock(&idem.lock_name(&user.id)).await.map_err(broker_failed)?;
+            let created = engine.create_now(&user, req, idempotency).await;
+            lock.release().await;
+            created
+        })
+        .await
+        .map_err(|e| EngineError::internal(format!("room creation failed: {e}")))?
     }
 
     async fn create_now(

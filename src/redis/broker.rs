@@ -337,14 +337,15 @@ impl Broker for RedisBroker {
         self.inner.subscriber.unsubscribe(room).await;
     }
 
-    async fn lock_matchmaking(&self) -> BrokerResult<Box<dyn HeldLock>> {
+    async fn lock(&self, name: &str) -> BrokerResult<Box<dyn HeldLock>> {
+        let key = self.keys().lock(name);
         let token = format!("{}-{}", self.inner.node, self.inner.next_id.fetch_add(1, Ordering::Relaxed));
         let expiry = self.inner.settings.request_timeout.as_millis() as u64 * 2;
         let deadline = tokio::time::Instant::now() + self.inner.settings.request_timeout * 2;
         let mut c = self.conn();
         loop {
             let taken: Option<String> = redis::cmd("SET")
-                .arg(self.keys().match_lock())
+                .arg(&key)
                 .arg(&token)
                 .arg("NX")
                 .arg("PX")
@@ -353,10 +354,10 @@ impl Broker for RedisBroker {
                 .await
                 .map_err(unavailable)?;
             if taken.is_some() {
-                return Ok(Box::new(MatchLock { broker: self.clone(), token }));
+                return Ok(Box::new(SharedLock { broker: self.clone(), key, token }));
             }
             if tokio::time::Instant::now() > deadline {
-                return Err(BrokerError::Unavailable("matchmaking is busy".into()));
+                return Err(BrokerError::Unavailable(format!("the shared lock `{name}` stays taken")));
             }
             let pause = rand::rng().random_range(2..10);
             tokio::time::sleep(Duration::from_millis(pause)).await;
@@ -382,22 +383,20 @@ impl Broker for RedisBroker {
     }
 }
 
-/// The held matchmaking lock.
-struct MatchLock {
+/// A held shared lock: its key and the token that says it is ours.
+struct SharedLock {
     broker: RedisBroker,
+    key: String,
     token: String,
 }
 
 #[async_trait]
-impl HeldLock for MatchLock {
+impl HeldLock for SharedLock {
     async fn release(self: Box<Self>) {
-        let result: Result<i64, _> = Script::new(UNLOCK)
-            .key(self.broker.keys().match_lock())
-            .arg(&self.token)
-            .invoke_async(&mut self.broker.conn())
-            .await;
+        let result: Result<i64, _> =
+            Script::new(UNLOCK).key(&self.key).arg(&self.token).invoke_async(&mut self.broker.conn()).await;
         if let Err(e) = result {
-            tracing::warn!(error = %e, "matchmaking unlock failed; the lock expires");
+            tracing::warn!(error = %e, lock = %self.key, "unlock failed; the lock expires");
         }
     }
 }

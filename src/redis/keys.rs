@@ -63,9 +63,10 @@ impl Keys {
     pub fn presence(&self, key: &str) -> String {
         format!("{}:presence:{key}", self.prefix)
     }
-    /// The lock that makes matchmaking one step across servers.
-    pub fn match_lock(&self) -> String {
-        format!("{}:match-lock", self.prefix)
+    /// A lock that makes one step across servers (matchmaking, a keyed
+    /// creation).
+    pub fn lock(&self, name: &str) -> String {
+        format!("{}:lock:{name}", self.prefix)
     }
 
     // Channels.

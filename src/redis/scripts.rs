@@ -68,7 +68,7 @@ redis.call('RPUSH', KEYS[1], unpack(ARGV, 4))
 redis.call('SET', KEYS[2], ARGV[1])
 return false";
 
-/// Frees the matchmaking lock if it is still ours. KEYS: lock. ARGV: token.
+/// Frees a shared lock if it is still ours. KEYS: lock. ARGV: token.
 pub const UNLOCK: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0";

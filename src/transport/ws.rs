@@ -493,7 +493,7 @@ impl Reader {
                 if self.channel_count() >= self.max_channels {
                     return self.channel_limit();
                 }
-                match self.engine.match_room(self.conn.clone(), m.max_members, id).await {
+                match self.engine.match_room(self.conn.clone(), m.max_members, m.key, id).await {
                     Ok(canonical) => {
                         self.rooms.insert(room_key(&canonical), canonical);
                         Outcome::Replied

@@ -57,7 +57,8 @@ struct State {
     presence: HashMap<String, HashMap<String, PresenceRecord>>,
     pending: HashMap<u64, Reply>,
     barriers: HashMap<u64, oneshot::Sender<()>>,
-    match_lock: Option<u64>,
+    /// Shared locks by name, with their holders' tokens.
+    locks: HashMap<String, u64>,
 }
 
 enum Op {
@@ -262,6 +263,7 @@ pub struct MemoryBroker {
 
 struct HubLock {
     hub: Hub,
+    name: String,
     token: u64,
 }
 
@@ -269,8 +271,8 @@ struct HubLock {
 impl HeldLock for HubLock {
     async fn release(self: Box<Self>) {
         let mut state = self.hub.lock();
-        if state.match_lock == Some(self.token) {
-            state.match_lock = None;
+        if state.locks.get(&self.name) == Some(&self.token) {
+            state.locks.remove(&self.name);
         }
     }
 }
@@ -432,14 +434,14 @@ impl Broker for MemoryBroker {
         }
     }
 
-    async fn lock_matchmaking(&self) -> BrokerResult<Box<dyn HeldLock>> {
+    async fn lock(&self, name: &str) -> BrokerResult<Box<dyn HeldLock>> {
         loop {
             let token = self.hub.next.fetch_add(1, Ordering::Relaxed);
             {
                 let mut state = self.hub.lock();
-                if state.match_lock.is_none() {
-                    state.match_lock = Some(token);
-                    return Ok(Box::new(HubLock { hub: self.hub.clone(), token }));
+                if !state.locks.contains_key(name) {
+                    state.locks.insert(name.to_string(), token);
+                    return Ok(Box::new(HubLock { hub: self.hub.clone(), name: name.to_string(), token }));
                 }
             }
             tokio::time::sleep(Duration::from_millis(2)).await;

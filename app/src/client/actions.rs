@@ -45,8 +45,8 @@ impl Actions {
     /// Joins a waiting room with `seats` seats and a free one, or opens
     /// one; returns its id (the store already holds the joined room).
     pub async fn quick_match(&self, seats: u32) -> Result<String, ErrorBody> {
-        let event = ClientEvent::Match(MatchRequest { max_members: Some(seats) });
-        let reply: JoinRoomReply = self.socket.request_as(event).await?;
+        let event = ClientEvent::Match(MatchRequest { max_members: Some(seats), key: Some(rest::new_key()) });
+        let reply: JoinRoomReply = self.socket.request_keyed_as(event).await?;
         let id = reply.room.id.clone();
         self.store.joined(reply.sid, reply.presence, reply.chat, reply.frame, reply.room);
         Ok(id)
@@ -114,8 +114,8 @@ impl Actions {
     }
 
     pub async fn send_chat(&self, room_id: &str, text: String) -> Result<(), ErrorBody> {
-        let event = ClientEvent::ChatSend(ChatSend { room_id: room_id.to_string(), text, key: None });
-        let reply: ChatReply = self.socket.request_as(event).await?;
+        let event = ClientEvent::ChatSend(ChatSend { room_id: room_id.to_string(), text, key: Some(rest::new_key()) });
+        let reply: ChatReply = self.socket.request_keyed_as(event).await?;
         self.store.chat_message(reply.message);
         Ok(())
     }

@@ -13,6 +13,9 @@ use crate::api::RoomQuery;
 use crate::error::ErrorBody;
 use crate::protocol::ClientEvent;
 
+/// How often a keyed event is sent again while the connection is down.
+const KEYED_RETRIES: u32 = 5;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConnectionStatus {
     Connecting,
@@ -119,6 +122,24 @@ impl Socket {
         let data = self.request(event).await?;
         serde_json::from_str(data.get())
             .map_err(|e| ErrorBody::new(crate::error::ErrorCode::Internal, format!("unreadable reply: {e}")))
+    }
+
+    /// Like [`Socket::request_as`] for an event with an idempotency key:
+    /// sent again, with the same key, while the connection is down or the
+    /// server unavailable, since a repeat of what was done answers the
+    /// first reply.
+    pub(super) async fn request_keyed_as<T: DeserializeOwned>(&self, event: ClientEvent) -> Result<T, ErrorBody> {
+        let mut attempt = 0;
+        loop {
+            match self.request_as(event.clone()).await {
+                Err(e) if e.code == crate::error::ErrorCode::Unavailable && attempt < KEYED_RETRIES => {
+                    #[cfg(feature = "hydrate")]
+                    gloo_timers::future::TimeoutFuture::new(live::backoff_ms(attempt)).await;
+                    attempt += 1;
+                }
+                answer => return answer,
+            }
+        }
     }
 }
 
@@ -228,9 +249,9 @@ mod live {
     pub async fn request(socket: Socket, event: ClientEvent) -> Result<Box<RawValue>, ErrorBody> {
         let (tx, rx) = oneshot::channel();
         if !send(socket, event, Pending::Request(tx)) {
-            return Err(ErrorBody::new(ErrorCode::Internal, "not connected; try again in a moment"));
+            return Err(ErrorBody::new(ErrorCode::Unavailable, "not connected"));
         }
-        rx.await.unwrap_or_else(|_| Err(ErrorBody::new(ErrorCode::Internal, "the connection closed")))
+        rx.await.unwrap_or_else(|_| Err(ErrorBody::new(ErrorCode::Unavailable, "the connection closed")))
     }
 
     /// Dropping the sender ends the writer, which closes the socket; the
@@ -253,7 +274,7 @@ mod live {
     }
 
     /// 250 ms doubling up to 10 s, each delay drawn from its upper half.
-    fn backoff_ms(attempt: u32) -> u32 {
+    pub(super) fn backoff_ms(attempt: u32) -> u32 {
         let ceiling = 250f64 * 2f64.powi(attempt.min(6) as i32);
         let ceiling = ceiling.min(10_000.0);
         (ceiling * (0.5 + js_sys::Math::random() * 0.5)) as u32
