@@ -163,6 +163,23 @@ test("a lost connection is announced, and cleared once back", async ({ page }) =
   await expect(page.getByTestId("offline")).toHaveCount(0);
 });
 
+test("a message sent while the server is down arrives once it is back, once", async ({ page }) => {
+  const api = await server.api("script");
+  await api.createRoom({ id: "outage" });
+  await open(page, `${server.url}/rooms/outage`);
+  await connected(page);
+  await server.kill();
+  await expect(page.getByTestId("offline")).toContainText("Connection lost");
+  await page.getByTestId("chat-input").fill("sent while offline");
+  await page.getByTestId("chat-send").click();
+  await server.spawn();
+  await connected(page);
+  await expect(page.getByTestId("chat-text")).toHaveText(["sent while offline"]);
+  await expect(page.getByTestId("chat-input")).toHaveValue("");
+  const chat = await (await api.ctx.get("/api/rooms/outage/chat")).json();
+  expect(chat.messages.map((m: { text: string }) => m.text)).toEqual(["sent while offline"]);
+});
+
 test("the stats chart has a scale and fills the width it is given", async ({ browser }) => {
   for (const width of [390, 1280]) {
     const page = await (await browser.newContext({ viewport: { width, height: 900 } })).newPage();

@@ -13,8 +13,9 @@ use crate::api::RoomQuery;
 use crate::error::ErrorBody;
 use crate::protocol::ClientEvent;
 
-/// How often a keyed event is sent again while the connection is down.
-const KEYED_RETRIES: u32 = 5;
+/// How often a keyed event is sent again while the connection is down
+/// (the waits add up to 13 to 26 s).
+const KEYED_RETRIES: u32 = 7;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConnectionStatus {
