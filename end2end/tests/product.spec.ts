@@ -180,6 +180,32 @@ test("a message sent while the server is down arrives once it is back, once", as
   expect(chat.messages.map((m: { text: string }) => m.text)).toEqual(["sent while offline"]);
 });
 
+test("a message whose reply is lost with the connection is sent again, and stored once", async ({ page }) => {
+  const api = await server.api("script");
+  await api.createRoom({ id: "cut-chat" });
+  const keys: string[] = [];
+  await page.routeWebSocket(/\/ws$/, (ws) => {
+    const upstream = ws.connectToServer();
+    ws.onMessage((message) => {
+      upstream.send(message);
+      const text = message.toString();
+      if (!text.includes('"chat:send"')) return;
+      keys.push(JSON.parse(text).data.key);
+      // The server has the message; the page's connection ends before its reply.
+      if (keys.length === 1) ws.close();
+    });
+  });
+  await open(page, `${server.url}/rooms/cut-chat`);
+  await connected(page);
+  await page.getByTestId("chat-input").fill("said once");
+  await page.getByTestId("chat-send").click();
+  await expect(page.getByTestId("chat-text")).toHaveText(["said once"]);
+  expect(keys).toHaveLength(2);
+  expect(keys[1]).toBe(keys[0]);
+  const chat = await (await api.ctx.get("/api/rooms/cut-chat/chat")).json();
+  expect(chat.messages.map((m: { text: string }) => m.text)).toEqual(["said once"]);
+});
+
 test("the stats chart has a scale and fills the width it is given", async ({ browser }) => {
   for (const width of [390, 1280]) {
     const page = await (await browser.newContext({ viewport: { width, height: 900 } })).newPage();

@@ -92,12 +92,16 @@ impl Engine {
         }
         let user_id = conn.user.id.clone();
         let id = self.match_room_locked(conn, n, reply_id).await?;
-        // The join's reply is on its way: a receipt that cannot be stored
-        // costs a retry its answer, not this answer.
-        if let Some(idem) = idempotency
-            && let Err(e) = storage.save_receipt(&idem.receipt(&user_id, &id)?).await
-        {
-            tracing::warn!(error = %e, room = %id, "the match's receipt was not stored");
+        // The join's reply is on its way: a receipt that cannot be made or
+        // stored costs a retry its answer, not this answer.
+        if let Some(idem) = idempotency {
+            let stored = match idem.receipt(&user_id, &id) {
+                Ok(receipt) => storage.save_receipt(&receipt).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = stored {
+                tracing::warn!(error = %e, room = %id, "the match's receipt was not stored");
+            }
         }
         Ok(id)
     }

@@ -251,34 +251,33 @@ impl Engine {
         req: CreateRoom,
         idempotency: Option<Idempotency>,
     ) -> Result<RoomMetadata, EngineError> {
+        let req = checked(req)?;
+        let lock_name = idempotency.as_ref().map(|i| i.lock_name(&user.id));
         let (engine, user) = (self.clone(), user.clone());
         tokio::spawn(async move {
-            let Some(idem) = &idempotency else { return engine.create_now(&user, req, None).await };
-            let lock = engine.broker().lock(&idem.lock_name(&user.id)).await.map_err(broker_failed)?;
+            let lock = match lock_name {
+                Some(name) => Some(engine.broker().lock(&name).await.map_err(broker_failed)?),
+                None => None,
+            };
             let created = engine.create_now(&user, req, idempotency).await;
-            lock.release().await;
+            if let Some(lock) = lock {
+                lock.release().await;
+            }
             created
         })
         .await
         .map_err(|e| EngineError::internal(format!("room creation failed: {e}")))?
     }
 
+    /// Creates a room from a [`checked`] request.
     async fn create_now(
         &self,
         user: &User,
         req: CreateRoom,
         idempotency: Option<Idempotency>,
     ) -> Result<RoomMetadata, EngineError> {
-        if let Some(id) = &req.id
-            && !is_valid_room_id(id)
-        {
-            return Err(EngineError::bad_request("field `id` must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"));
-        }
-        let description = normalize_description(req.description)?;
         let max_members = req.max_members.unwrap_or(0);
         let min_members = req.min_members.unwrap_or(1);
-        validate_seats(max_members, min_members)?;
-
         let _registry = self.inner.registry.lock().await;
         let shared = &self.inner.shared;
         if let Some(first) = recall(&*shared.storage, &user.id, idempotency.as_ref()).await? {
@@ -299,7 +298,7 @@ impl Engine {
         }
         let now = now_secs();
         let mut meta = RoomMetadata::new(id, now);
-        meta.description = description;
+        meta.description = req.description;
         meta.hidden = req.hidden.unwrap_or(false);
         meta.max_members = max_members;
         meta.min_members = min_members;
@@ -497,4 +496,17 @@ async fn split_owned(
         }
     }
     Ok((elsewhere, mine))
+}
+
+/// A creation's request as it will be made: its id checked, its
+/// description normalized, its seats consistent.
+fn checked(mut req: CreateRoom) -> Result<CreateRoom, EngineError> {
+    if let Some(id) = &req.id
+        && !is_valid_room_id(id)
+    {
+        return Err(EngineError::bad_request("field `id` must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"));
+    }
+    req.description = normalize_description(req.description)?;
+    validate_seats(req.max_members.unwrap_or(0), req.min_members.unwrap_or(1))?;
+    Ok(req)
 }

@@ -31,8 +31,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::keys::Keys;
 use super::listener::{Pending, Subscriber, listen};
+use super::lock;
 use super::publisher::{Outgoing, Publisher};
-use super::scripts::{CLAIM, RELEASE, TAKE_OVER, UNLOCK};
+use super::scripts::{CLAIM, RELEASE, TAKE_OVER};
 use super::storage::encode_room;
 use super::wire::{NodeMsg, OverviewMsg, RoomMsg, encode};
 use crate::engine::broker::{Audience, Broker, BrokerError, BrokerResult, HeldLock, Inbound, Nodes, PresenceRecord};
@@ -338,30 +339,10 @@ impl Broker for RedisBroker {
     }
 
     async fn lock(&self, name: &str) -> BrokerResult<Box<dyn HeldLock>> {
-        let key = self.keys().lock(name);
         let token = format!("{}-{}", self.inner.node, self.inner.next_id.fetch_add(1, Ordering::Relaxed));
-        let expiry = self.inner.settings.request_timeout.as_millis() as u64 * 2;
-        let deadline = tokio::time::Instant::now() + self.inner.settings.request_timeout * 2;
-        let mut c = self.conn();
-        loop {
-            let taken: Option<String> = redis::cmd("SET")
-                .arg(&key)
-                .arg(&token)
-                .arg("NX")
-                .arg("PX")
-                .arg(expiry)
-                .query_async(&mut c)
-                .await
-                .map_err(unavailable)?;
-            if taken.is_some() {
-                return Ok(Box::new(SharedLock { broker: self.clone(), key, token }));
-            }
-            if tokio::time::Instant::now() > deadline {
-                return Err(BrokerError::Unavailable(format!("the shared lock `{name}` stays taken")));
-            }
-            let pause = rand::rng().random_range(2..10);
-            tokio::time::sleep(Duration::from_millis(pause)).await;
-        }
+        let patience = self.inner.settings.request_timeout * 2;
+        let held = lock::Lock { key: self.keys().lock(name), token, lease: lock::LEASE };
+        lock::take(self.conn(), held, patience).await
     }
 
     async fn barrier(&self) {
@@ -379,24 +360,6 @@ impl Broker for RedisBroker {
     fn barrier_reached(&self, nonce: u64) {
         if let Some((_, done)) = self.inner.barriers.remove(&nonce) {
             let _ = done.send(());
-        }
-    }
-}
-
-/// A held shared lock: its key and the token that says it is ours.
-struct SharedLock {
-    broker: RedisBroker,
-    key: String,
-    token: String,
-}
-
-#[async_trait]
-impl HeldLock for SharedLock {
-    async fn release(self: Box<Self>) {
-        let result: Result<i64, _> =
-            Script::new(UNLOCK).key(&self.key).arg(&self.token).invoke_async(&mut self.broker.conn()).await;
-        if let Err(e) = result {
-            tracing::warn!(error = %e, lock = %self.key, "unlock failed; the lock expires");
         }
     }
 }

@@ -2,12 +2,13 @@
 //! the engine's `Storage` (`storage.rs`) and `Broker` (`broker.rs`) on one
 //! Redis server, with their key names (`keys.rs`), Lua scripts
 //! (`scripts.rs`), the message form between servers (`wire.rs`), the
-//! ordered outgoing queue (`publisher.rs`) and the subscriber connection
-//! (`listener.rs`).
+//! ordered outgoing queue (`publisher.rs`), the subscriber connection
+//! (`listener.rs`) and the locks shared by every server (`lock.rs`).
 
 mod broker;
 mod keys;
 mod listener;
+mod lock;
 mod publisher;
 mod scripts;
 mod storage;

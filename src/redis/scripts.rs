@@ -72,3 +72,9 @@ return false";
 pub const UNLOCK: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0";
+
+/// Renews a shared lock's lease if it is still ours. KEYS: lock. ARGV:
+/// token, lease in milliseconds.
+pub const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0";

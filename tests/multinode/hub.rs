@@ -435,6 +435,7 @@ impl Broker for MemoryBroker {
     }
 
     async fn lock(&self, name: &str) -> BrokerResult<Box<dyn HeldLock>> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             let token = self.hub.next.fetch_add(1, Ordering::Relaxed);
             {
@@ -443,6 +444,9 @@ impl Broker for MemoryBroker {
                     state.locks.insert(name.to_string(), token);
                     return Ok(Box::new(HubLock { hub: self.hub.clone(), name: name.to_string(), token }));
                 }
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(BrokerError::Unavailable(format!("the lock `{name}` stays taken")));
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }

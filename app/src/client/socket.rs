@@ -13,9 +13,8 @@ use crate::api::RoomQuery;
 use crate::error::ErrorBody;
 use crate::protocol::ClientEvent;
 
-/// How often a keyed event is sent again while the connection is down
-/// (the waits add up to 13 to 26 s).
-const KEYED_RETRIES: u32 = 7;
+/// How often a keyed event is sent again once the connection is back.
+const KEYED_RETRIES: u32 = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConnectionStatus {
@@ -126,16 +125,16 @@ impl Socket {
     }
 
     /// Like [`Socket::request_as`] for an event with an idempotency key:
-    /// sent again, with the same key, while the connection is down or the
-    /// server unavailable, since a repeat of what was done answers the
-    /// first reply.
+    /// after a lost connection or `unavailable` it is sent again, with the
+    /// same key, once the connection is back (a repeat of what was done
+    /// answers the first reply).
     pub(super) async fn request_keyed_as<T: DeserializeOwned>(&self, event: ClientEvent) -> Result<T, ErrorBody> {
         let mut attempt = 0;
         loop {
             match self.request_as(event.clone()).await {
                 Err(e) if e.code == crate::error::ErrorCode::Unavailable && attempt < KEYED_RETRIES => {
                     #[cfg(feature = "hydrate")]
-                    gloo_timers::future::TimeoutFuture::new(live::backoff_ms(attempt)).await;
+                    live::until_connected(*self, attempt).await;
                     attempt += 1;
                 }
                 answer => return answer,
@@ -281,6 +280,20 @@ mod live {
         (ceiling * (0.5 + js_sys::Math::random() * 0.5)) as u32
     }
 
+    /// How long a keyed event waits for the connection to come back.
+    const RECONNECT_PATIENCE_MS: u32 = 30_000;
+
+    /// Waits a moment (longer with each `attempt`), then until the socket
+    /// is connected again, at most [`RECONNECT_PATIENCE_MS`].
+    pub(super) async fn until_connected(socket: Socket, attempt: u32) {
+        gloo_timers::future::TimeoutFuture::new(backoff_ms(attempt.min(2))).await;
+        let mut waited = 0;
+        while socket.status.get_untracked() != ConnectionStatus::Connected && waited < RECONNECT_PATIENCE_MS {
+            gloo_timers::future::TimeoutFuture::new(100).await;
+            waited += 100;
+        }
+    }
+
     /// A first visit has no session: it gets one when it first acts, by
     /// opening its socket (page views alone store nothing).
     async fn ensure_session(socket: Socket) -> bool {
@@ -308,7 +321,7 @@ mod live {
                 inner.out = None;
                 for (_, p) in inner.pending.drain() {
                     if let Pending::Request(tx) = p {
-                        let _ = tx.send(Err(ErrorBody::new(ErrorCode::Internal, "the connection closed")));
+                        let _ = tx.send(Err(ErrorBody::new(ErrorCode::Unavailable, "the connection closed")));
                     }
                 }
             });

@@ -14,6 +14,9 @@ pub fn ChatPanel(room_id: String) -> impl IntoView {
     let store = use_store();
     let actions = use_actions();
     let draft = RwSignal::new(String::new());
+    // A message on its way (sent again while the connection comes back):
+    // a second press would send it twice.
+    let sending = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
     let editing = RwSignal::new(None::<u64>);
     let edit_text = RwSignal::new(String::new());
@@ -39,14 +42,16 @@ pub fn ChatPanel(room_id: String) -> impl IntoView {
         move |ev: leptos::ev::SubmitEvent| {
             ev.prevent_default();
             let text = draft.get_untracked();
-            if text.trim().is_empty() {
+            if text.trim().is_empty() || sending.get_untracked() {
                 return;
             }
+            sending.set(true);
             let room_id = room_id.clone();
             spawn_local(async move {
                 if take_reply(actions.send_chat(&room_id, text).await) {
                     draft.set(String::new());
                 }
+                sending.set(false);
             });
         }
     };
@@ -120,7 +125,7 @@ pub fn ChatPanel(room_id: String) -> impl IntoView {
             </ul>
             <form class="row" on:submit=send>
                 <input data-testid="chat-input" placeholder="Say something" maxlength="2000" bind:value=draft/>
-                <button type="submit" data-testid="chat-send">"Send"</button>
+                <button type="submit" data-testid="chat-send" disabled=move || sending.get()>"Send"</button>
             </form>
             <p class="error" role="alert">{move || error.get()}</p>
         </section>
