@@ -30,6 +30,25 @@ async fn frame_bodies(client: &Client, room: &str) -> Vec<String> {
     page.frames.iter().map(|f| f.to_string()).collect()
 }
 
+/// Two servers on one Redis, and the bot's one session on each.
+struct Pair {
+    a: TestServer,
+    b: TestServer,
+    on_a: Client,
+    on_b: Client,
+}
+
+impl Pair {
+    async fn start() -> Pair {
+        let redis = RedisTarget::required();
+        let a = TestServer::start_on_redis(Some(redis.clone()), &[]).await;
+        let b = TestServer::start_on_redis(Some(redis), &[]).await;
+        let on_a = Client::sign_in(&a.url(""), "bot").await.expect("session");
+        let on_b = Client::with_token(&b.url(""), on_a.token().expect("token"));
+        Pair { a, b, on_a, on_b }
+    }
+}
+
 /// Sends each kind of keyed write once on `first` and again on `again`
 /// (the same server, the same server restarted, or another server), and
 /// checks that the repeats changed nothing.
@@ -214,12 +233,7 @@ async fn keys_hold_after_the_server_is_killed_and_restarted() {
 
 #[tokio::test]
 async fn keys_hold_through_another_server_on_the_same_redis() {
-    let redis = RedisTarget::required();
-    let a = TestServer::start_on_redis(Some(redis.clone()), &[]).await;
-    let b = TestServer::start_on_redis(Some(redis), &[]).await;
-    let on_a = Client::sign_in(&a.url(""), "bot").await.expect("session");
-    let token = on_a.token().expect("token").to_string();
-    let on_b = Client::with_token(&b.url(""), &token);
+    let Pair { a: _a, b: _b, on_a, on_b } = Pair::start().await;
     let (socket_a, _events_a) = Socket::open(&on_a);
     let (socket_b, _events_b) = Socket::open(&on_b);
     let first = write_once(&on_a, &socket_a).await;
@@ -236,11 +250,7 @@ async fn keys_hold_through_another_server_on_the_same_redis() {
 
 #[tokio::test]
 async fn one_creation_sent_to_two_servers_at_the_same_moment_makes_one_room() {
-    let redis = RedisTarget::required();
-    let a = TestServer::start_on_redis(Some(redis.clone()), &[]).await;
-    let b = TestServer::start_on_redis(Some(redis), &[]).await;
-    let on_a = Client::sign_in(&a.url(""), "bot").await.expect("session");
-    let on_b = Client::with_token(&b.url(""), on_a.token().expect("token"));
+    let Pair { a: _a, b: _b, on_a, on_b } = Pair::start().await;
     // Without an id each server would pick its own: only the key makes
     // the two requests one creation.
     for n in 0..10 {
@@ -280,11 +290,7 @@ async fn a_retry_after_the_room_changed_still_gets_the_first_answer() {
 
 #[tokio::test]
 async fn a_retry_reaches_the_new_owner_after_the_first_server_died() {
-    let redis = RedisTarget::required();
-    let mut a = TestServer::start_on_redis(Some(redis.clone()), &[]).await;
-    let b = TestServer::start_on_redis(Some(redis), &[]).await;
-    let on_a = Client::sign_in(&a.url(""), "bot").await.expect("session");
-    let on_b = Client::with_token(&b.url(""), on_a.token().expect("token"));
+    let Pair { mut a, b: _b, on_a, on_b } = Pair::start().await;
     let room = on_a.create_room(&described("owned by a")).await.expect("created").id;
     let frames = [raw(r#"{"n":0}"#)];
     assert_eq!(on_a.append_frames_keyed(&room, &frames, "k").await.expect("appended"), 1);
